@@ -1,0 +1,10 @@
+//! The conversation loop: turn taking, provider traits and clients for speech-to-text,
+//! language models and text-to-speech, the embedded offline providers, and per-turn latency
+//! tracing. The loop sees PCM frames and text, never sockets.
+
+mod config;
+pub mod provider;
+
+pub use config::{
+    AgentConfig, AiConfig, IntentConfig, LLM_NAMES, ProvidersConfig, STT_NAMES, TTS_NAMES,
+};

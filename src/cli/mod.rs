@@ -1,0 +1,81 @@
+//! Command-line interface: argument definitions and the entry point of each subcommand.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 invalid usage or configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// A failure that ends a subcommand.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Invalid arguments or configuration; exit code 2.
+    #[error("{0}")]
+    Usage(String),
+    /// Something failed while running; exit code 1.
+    #[error("{0:#}")]
+    Runtime(#[from] anyhow::Error),
+}
+
+impl CliError {
+    /// Process exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) => ExitCode::from(2),
+            CliError::Runtime(_) => ExitCode::from(1),
+        }
+    }
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(err: crate::config::ConfigError) -> Self {
+        CliError::Usage(err.to_string())
+    }
+}
+
+/// voicegate: a SIP/RTP media server with a built-in AI voice loop.
+#[derive(Debug, Parser)]
+#[command(name = "voicegate", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML); settings not in it keep their defaults, and
+    /// VOICEGATE_<SECTION>_<KEY> variables override both.
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: SIP, media, AI loop and HTTP API.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+impl Cli {
+    /// Loads the configuration named by `--config`, or the defaults.
+    pub fn load_config(&self) -> Result<Config, CliError> {
+        Ok(Config::load(self.config.as_deref())?)
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let config = cli.load_config()?;
+    crate::observability::init_logging(&config.log);
+    match cli.command {
+        Command::Serve => Err(CliError::Runtime(anyhow::anyhow!(
+            "serve is not wired up yet in this build"
+        ))),
+        Command::Migrate => Err(CliError::Runtime(anyhow::anyhow!(
+            "migrate is not wired up yet in this build"
+        ))),
+    }
+}

@@ -1,0 +1,81 @@
+//! `[media]` settings.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+/// Codec names accepted in `media.codecs`.
+pub const CODEC_NAMES: [&str; 4] = ["pcmu", "pcma", "g722", "opus"];
+
+/// `[media]` section: codecs, VAD, barge-in and recording.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Codecs we accept, most preferred first: `pcmu`, `pcma`, `g722`, `opus`.
+    pub codecs: Vec<String>,
+    /// Packet time we send, in milliseconds.
+    pub ptime_ms: u32,
+    /// Media worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// webrtc-vad aggressiveness, 0 (least) to 3 (most).
+    pub vad_mode: u8,
+    /// Speech needed to confirm that the caller started talking, in milliseconds.
+    pub speech_onset_ms: u32,
+    /// Silence needed to confirm that the caller stopped talking, in milliseconds.
+    pub speech_end_ms: u32,
+    /// Write a stereo WAV of every call (caller left, AI right).
+    pub record: bool,
+    /// Directory for recordings.
+    pub record_dir: String,
+    /// Opus encoder complexity, 0 to 10.
+    pub opus_complexity: u8,
+    /// Opus encoder bit rate, in bits per second.
+    pub opus_bitrate: u32,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            codecs: vec!["pcmu".into(), "pcma".into(), "g722".into(), "opus".into()],
+            ptime_ms: 20,
+            workers: 0,
+            vad_mode: 3,
+            speech_onset_ms: 80,
+            speech_end_ms: 300,
+            record: false,
+            record_dir: "recordings".into(),
+            opus_complexity: 5,
+            opus_bitrate: 24_000,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// Checks the section's values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.codecs.is_empty() {
+            return Err(ConfigError::key("media.codecs", "list at least one codec"));
+        }
+        for codec in &self.codecs {
+            if !CODEC_NAMES.contains(&codec.as_str()) {
+                return Err(ConfigError::key(
+                    "media.codecs",
+                    format!("`{codec}` is not one of {}", CODEC_NAMES.join(", ")),
+                ));
+            }
+        }
+        if ![10, 20, 30, 40, 60].contains(&self.ptime_ms) {
+            return Err(ConfigError::key(
+                "media.ptime_ms",
+                format!("{} is not one of 10, 20, 30, 40, 60", self.ptime_ms),
+            ));
+        }
+        if self.vad_mode > 3 {
+            return Err(ConfigError::key("media.vad_mode", "use 0, 1, 2 or 3"));
+        }
+        if self.opus_complexity > 10 {
+            return Err(ConfigError::key("media.opus_complexity", "use 0 to 10"));
+        }
+        Ok(())
+    }
+}

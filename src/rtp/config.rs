@@ -1,0 +1,82 @@
+//! `[rtp]` settings.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+/// `[rtp]` section: ports, addresses, jitter buffer and timeouts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtpConfig {
+    /// Lowest UDP port used for RTP (even).
+    pub port_min: u16,
+    /// Highest UDP port used for RTP.
+    pub port_max: u16,
+    /// Address media sockets bind to.
+    pub bind_addr: String,
+    /// Address written into SDP `c=` lines; empty uses the SIP public or local address.
+    pub public_addr: String,
+    /// Smallest jitter buffer delay, in milliseconds.
+    pub jitter_min_ms: u32,
+    /// Largest jitter buffer delay, in milliseconds.
+    pub jitter_max_ms: u32,
+    /// Seconds without RTP after which a call that is not on hold ends with BYE.
+    pub media_timeout_secs: u64,
+    /// Seconds a released port rests before another call may use it.
+    pub port_quarantine_secs: u64,
+    /// Accept RTP only from the latched source (overridden per trunk).
+    pub strict_source: bool,
+    /// Consecutive valid packets from a new address needed to move the latch.
+    pub relatch_packets: u32,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        Self {
+            port_min: 30_000,
+            port_max: 39_999,
+            bind_addr: "0.0.0.0".into(),
+            public_addr: String::new(),
+            jitter_min_ms: 20,
+            jitter_max_ms: 200,
+            media_timeout_secs: 30,
+            port_quarantine_secs: 10,
+            strict_source: true,
+            relatch_packets: 5,
+        }
+    }
+}
+
+impl RtpConfig {
+    /// Checks the section's values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.port_min < 1024 || self.port_min >= self.port_max {
+            return Err(ConfigError::key(
+                "rtp.port_min",
+                format!(
+                    "port range {}-{} is invalid; use 1024 <= port_min < port_max",
+                    self.port_min, self.port_max
+                ),
+            ));
+        }
+        if self.bind_addr.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError::key(
+                "rtp.bind_addr",
+                format!("`{}` is not an IP address", self.bind_addr),
+            ));
+        }
+        if !self.public_addr.is_empty() && self.public_addr.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError::key(
+                "rtp.public_addr",
+                format!("`{}` is not an IP address", self.public_addr),
+            ));
+        }
+        if self.jitter_min_ms > self.jitter_max_ms {
+            return Err(ConfigError::key(
+                "rtp.jitter_min_ms",
+                "jitter_min_ms must not exceed jitter_max_ms",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,9 @@
+//! SIP stack: transports, message parsing, RFC 3261 transactions and dialogs, SDP
+//! offer/answer, digest authentication and trunk access lists.
+//!
+//! Protocol cores are sans-IO: they are fed `(now, input)` and polled for output and their
+//! next deadline. Only the driver modules touch sockets and tokio.
+
+mod config;
+
+pub use config::{SipConfig, TrunkConfig};

@@ -1,0 +1,91 @@
+//! `[database]` and `[tenancy]` settings.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+/// `[database]` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite:FILE` (created when missing) or `postgres://user@host/db`.
+    pub url: String,
+    /// Pooled connections.
+    pub max_connections: u32,
+    /// Directory where records wait while the database is unavailable.
+    pub spool_dir: String,
+    /// Queries slower than this are logged, in milliseconds.
+    pub slow_query_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite:voicegate.db".into(),
+            max_connections: 10,
+            spool_dir: "spool".into(),
+            slow_query_ms: 200,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// Checks the section's values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if !known.iter().any(|p| self.url.starts_with(p)) {
+            return Err(ConfigError::key(
+                "database.url",
+                "use sqlite:FILE or postgres://user@host/database",
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::key(
+                "database.max_connections",
+                "use 1 or more",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[tenancy]` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenancyConfig {
+    /// Tenant that takes calls to numbers no tenant owns; empty answers them with 404.
+    pub default_tenant: String,
+    /// Response when a tenant is at its concurrency limit: `busy` (486) or `unavailable` (503).
+    pub over_limit: String,
+    /// Retry-After seconds sent with 503.
+    pub retry_after_secs: u32,
+    /// Seconds a node's call slot lease lives without a heartbeat.
+    pub lease_secs: u64,
+}
+
+impl Default for TenancyConfig {
+    fn default() -> Self {
+        Self {
+            default_tenant: "default".into(),
+            over_limit: "busy".into(),
+            retry_after_secs: 30,
+            lease_secs: 30,
+        }
+    }
+}
+
+impl TenancyConfig {
+    /// Checks the section's values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !["busy", "unavailable"].contains(&self.over_limit.as_str()) {
+            return Err(ConfigError::key(
+                "tenancy.over_limit",
+                format!("`{}` is not `busy` or `unavailable`", self.over_limit),
+            ));
+        }
+        if self.lease_secs < 3 {
+            return Err(ConfigError::key("tenancy.lease_secs", "use 3 or more"));
+        }
+        Ok(())
+    }
+}
