@@ -5,5 +5,6 @@
 //! next deadline. Only the driver modules touch sockets and tokio.
 
 mod config;
+pub mod sdp;
 
 pub use config::{SipConfig, TrunkConfig};
