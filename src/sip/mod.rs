@@ -5,6 +5,7 @@
 //! next deadline. Only the driver modules touch sockets and tokio.
 
 mod config;
+pub mod message;
 pub mod sdp;
 
 pub use config::{SipConfig, TrunkConfig};
