@@ -7,5 +7,6 @@
 mod config;
 pub mod message;
 pub mod sdp;
+pub mod transaction;
 
 pub use config::{SipConfig, TrunkConfig};

@@ -28,7 +28,7 @@ pub struct ParseError {
     /// Reason phrase naming the defect, for the status line and logs.
     pub defect: &'static str,
     /// What a response needs, when the message is a request whose top Via parsed.
-    pub reply: Option<RejectInfo>,
+    pub reply: Option<Box<RejectInfo>>,
 }
 
 /// The parts of a rejected request that a response copies (RFC 3261 §8.2.6.2).
@@ -289,10 +289,12 @@ impl<'a> RequestParts<'a> {
     }
 
     fn reject(&mut self, status: u16, defect: &'static str) -> ParseError {
-        let reply = self.via.take().map(|via| RejectInfo {
-            via,
-            copied: self.copied_headers(),
-            method: self.method.clone(),
+        let reply = self.via.take().map(|via| {
+            Box::new(RejectInfo {
+                via,
+                copied: self.copied_headers(),
+                method: self.method.clone(),
+            })
         });
         ParseError {
             status,
