@@ -4,6 +4,7 @@
 //! Protocol cores are sans-IO: they are fed `(now, input)` and polled for output and their
 //! next deadline. Only the driver modules touch sockets and tokio.
 
+pub mod access;
 mod config;
 pub mod message;
 pub mod sdp;
