@@ -15,6 +15,11 @@ use super::types::{CodecName, Direction, LocalMedia, NegotiatedDtmf, NegotiatedM
 /// First number of the dynamic payload type range (RFC 3551 §6).
 const FIRST_DYNAMIC_PAYLOAD_TYPE: u8 = 96;
 
+/// Number we give telephone-event/8000 in our offers. Any dynamic number is valid, but many
+/// gateways use 101 and some answer with it whatever we offered, so offering it avoids a
+/// renumbered answer.
+const TELEPHONE_EVENT_8000_PAYLOAD_TYPE: u8 = 101;
+
 /// The audio section of an offer. Before any negotiation it lists every codec of `local` with
 /// telephone-event at each codec clock rate (8000, and 48000 with Opus). Once a codec is agreed
 /// and still allowed, it lists only that codec and its telephone-event with the agreed numbers,
@@ -51,11 +56,12 @@ fn agreed_payloads(media: &NegotiatedMedia) -> Vec<LocalPayload> {
 }
 
 /// Every codec in our order, then telephone-event per distinct clock rate. Static codecs keep
-/// their RFC 3551 numbers; the others get dynamic numbers from 96 upward.
+/// their RFC 3551 numbers, telephone-event/8000 gets 101, and the rest get dynamic numbers
+/// from 96 upward. Four codecs and two event rates never reach 101.
 fn full_payloads(codecs: &[CodecName]) -> Vec<LocalPayload> {
     let mut next_dynamic = FIRST_DYNAMIC_PAYLOAD_TYPE;
-    let mut allocate = |static_number: Option<u8>| {
-        static_number.unwrap_or_else(|| {
+    let mut allocate = |fixed_number: Option<u8>| {
+        fixed_number.unwrap_or_else(|| {
             let number = next_dynamic;
             next_dynamic = next_dynamic.saturating_add(1);
             number
@@ -79,8 +85,9 @@ fn full_payloads(codecs: &[CodecName]) -> Vec<LocalPayload> {
         }
     }
     for clock_rate in clock_rates {
+        let fixed_number = (clock_rate == 8_000).then_some(TELEPHONE_EVENT_8000_PAYLOAD_TYPE);
         payloads.push(LocalPayload {
-            payload_type: allocate(None),
+            payload_type: allocate(fixed_number),
             format: LocalFormat::TelephoneEvent(clock_rate),
         });
     }
@@ -209,7 +216,7 @@ mod tests {
             (9, LocalFormat::Codec(CodecName::G722)),
             (8, LocalFormat::Codec(CodecName::Pcma)),
             (97, LocalFormat::TelephoneEvent(48_000)),
-            (98, LocalFormat::TelephoneEvent(8_000)),
+            (101, LocalFormat::TelephoneEvent(8_000)),
         ];
         let actual: Vec<_> = payloads
             .iter()
