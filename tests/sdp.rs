@@ -3,6 +3,7 @@
 
 mod sdp {
     pub mod answer;
+    pub mod baresip;
     pub mod hold;
     pub mod late_offer;
     pub mod robustness;

@@ -29,9 +29,16 @@ pub(super) fn offer_section(
     current: Option<&NegotiatedMedia>,
 ) -> MediaDescription {
     let agreed = current.filter(|media| local.codecs.contains(&media.codec.name));
+    // NOTE: `media.codecs` validation rejects an empty list. Should one reach here anyway,
+    // PCMU keeps the offer valid, because an m-line needs at least one format.
+    let codecs: &[CodecName] = if local.codecs.is_empty() {
+        &[CodecName::Pcmu]
+    } else {
+        &local.codecs
+    };
     let payloads = match agreed {
         Some(media) => agreed_payloads(media),
-        None => full_payloads(&local.codecs),
+        None => full_payloads(codecs),
     };
     let settings = AudioSettings {
         port: local.port,
@@ -229,6 +236,19 @@ mod tests {
     fn full_payloads_skip_repeated_codecs() {
         let payloads = full_payloads(&[CodecName::Pcmu, CodecName::Pcmu]);
         assert_eq!(payloads.len(), 2);
+    }
+
+    #[test]
+    fn empty_codec_list_still_offers_a_format() {
+        let local = LocalMedia {
+            addr: "192.0.2.1".parse().unwrap(),
+            port: 30_000,
+            codecs: Vec::new(),
+            ptime_ms: 20,
+            rtcp_mux: false,
+        };
+        let section = offer_section(&local, None);
+        assert_eq!(section.formats, ["0", "101"]);
     }
 
     #[test]
