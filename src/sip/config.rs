@@ -37,6 +37,13 @@ pub struct SipConfig {
     pub min_se_secs: u32,
     /// Seconds an idle TCP connection stays open.
     pub tcp_idle_secs: u64,
+    /// Seconds a digest nonce stays valid before a retry gets `stale=true`.
+    pub nonce_secs: u64,
+    /// Retry-After seconds on the 503 that new INVITEs get while draining.
+    pub retry_after_secs: u32,
+    /// Seed for tags, branches and nonces, so a test can replay the same bytes; 0 draws one
+    /// from the operating system.
+    pub seed: u64,
 }
 
 impl Default for SipConfig {
@@ -56,6 +63,9 @@ impl Default for SipConfig {
             session_expires_secs: 1_800,
             min_se_secs: 90,
             tcp_idle_secs: 300,
+            nonce_secs: 300,
+            retry_after_secs: 30,
+            seed: 0,
         }
     }
 }
@@ -87,6 +97,26 @@ impl SipConfig {
             return Err(ConfigError::key(
                 "sip.t2_ms",
                 "timers need t1_ms > 0 and t2_ms >= t1_ms",
+            ));
+        }
+        if self.max_message_size < 1024 {
+            return Err(ConfigError::key(
+                "sip.max_message_size",
+                format!("{} bytes is too small; use at least 1024", self.max_message_size),
+            ));
+        }
+        if self.nonce_secs == 0 {
+            return Err(ConfigError::key("sip.nonce_secs", "must be at least 1 second"));
+        }
+        if !self.public_addr.is_empty()
+            && crate::sip::message::split_host_port(&self.public_addr).is_none()
+        {
+            return Err(ConfigError::key(
+                "sip.public_addr",
+                format!(
+                    "`{}` is not host[:port] like 203.0.113.7:5060 or [2001:db8::7]",
+                    self.public_addr
+                ),
             ));
         }
         if self.min_se_secs < 90 || self.session_expires_secs < self.min_se_secs {

@@ -6,8 +6,15 @@
 
 pub mod access;
 mod config;
+pub mod endpoint;
+mod error;
 pub mod message;
+pub mod metrics;
 pub mod sdp;
 pub mod transaction;
 
 pub use config::{SipConfig, TrunkConfig};
+pub use endpoint::{
+    AnswerError, CallEvent, CallRef, EndReason, Event, OutgoingInvite, TransferResult, Transport,
+};
+pub use error::SipError;
