@@ -102,11 +102,17 @@ impl SipConfig {
         if self.max_message_size < 1024 {
             return Err(ConfigError::key(
                 "sip.max_message_size",
-                format!("{} bytes is too small; use at least 1024", self.max_message_size),
+                format!(
+                    "{} bytes is too small; use at least 1024",
+                    self.max_message_size
+                ),
             ));
         }
         if self.nonce_secs == 0 {
-            return Err(ConfigError::key("sip.nonce_secs", "must be at least 1 second"));
+            return Err(ConfigError::key(
+                "sip.nonce_secs",
+                "must be at least 1 second",
+            ));
         }
         if !self.public_addr.is_empty()
             && crate::sip::message::split_host_port(&self.public_addr).is_none()

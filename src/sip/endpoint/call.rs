@@ -60,7 +60,13 @@ pub struct Retransmit {
 
 impl Retransmit {
     /// Starts the schedule for a message sent at `now`.
-    pub fn start(now: Instant, timers: &TimerConfig, data: Bytes, destination: Destination, capped: bool) -> Self {
+    pub fn start(
+        now: Instant,
+        timers: &TimerConfig,
+        data: Bytes,
+        destination: Destination,
+        capped: bool,
+    ) -> Self {
         Retransmit {
             data,
             destination,
@@ -223,14 +229,20 @@ impl Call {
         let session = match (&self.session_timer, self.phase) {
             (Some(timer), Phase::Confirmed) => {
                 let expiry = Some(timer.expires_at());
-                [timer.refresh_at().filter(|_| self.our_offer_tx.is_none()), expiry]
-                    .into_iter()
-                    .flatten()
-                    .min()
+                [
+                    timer.refresh_at().filter(|_| self.our_offer_tx.is_none()),
+                    expiry,
+                ]
+                .into_iter()
+                .flatten()
+                .min()
             }
             _ => None,
         };
-        [ok, reliable, answer, session, trying].into_iter().flatten().min()
+        [ok, reliable, answer, session, trying]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether the call is still up from the application's point of view.

@@ -50,8 +50,9 @@ pub enum Purpose {
     Update,
 }
 
-/// A transaction and what it belongs to.
+/// A transaction and what it belongs to. The variant names are the RFC 3261 §17 terms.
 #[derive(Debug)]
+#[allow(clippy::enum_variant_names)]
 pub enum Tx {
     /// INVITE server transaction; `call` is set once a call exists for it.
     ServerInvite {
@@ -189,10 +190,18 @@ impl Endpoint {
 
     /// Handles one received message: a UDP datagram or one message framed from a stream.
     /// `local` is the address it arrived on.
-    pub fn handle_message(&mut self, now: Instant, from: Destination, local: SocketAddr, data: &[u8]) {
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        from: Destination,
+        local: SocketAddr,
+        data: &[u8],
+    ) {
         match parse_message(data, self.core.config.max_message_size) {
             Ok(Message::Request(request)) => {
-                metrics::MESSAGES_RECEIVED.with_label_values(&["request"]).inc();
+                metrics::MESSAGES_RECEIVED
+                    .with_label_values(&["request"])
+                    .inc();
                 if !self.core.source_limiter.try_take(now, &from.addr.ip()) {
                     metrics::dropped("source_rate");
                     warn_rate_limited(from.addr);
@@ -202,7 +211,9 @@ impl Endpoint {
                 self.on_request(now, request, from, local);
             }
             Ok(Message::Response(response)) => {
-                metrics::MESSAGES_RECEIVED.with_label_values(&["response"]).inc();
+                metrics::MESSAGES_RECEIVED
+                    .with_label_values(&["response"])
+                    .inc();
                 trace!(status = response.status, source = %from.addr, "response received");
                 self.on_response(now, response);
             }
@@ -218,7 +229,9 @@ impl Endpoint {
         };
         // Never answer an ACK (RFC 3261 §17.2.1), and answer nothing to sources we would not
         // talk to or that are over their rate.
-        if reply.method == Some(Method::Ack) || !self.core.source_limiter.try_take(now, &from.addr.ip()) {
+        if reply.method == Some(Method::Ack)
+            || !self.core.source_limiter.try_take(now, &from.addr.ip())
+        {
             metrics::dropped("malformed");
             return;
         }
@@ -252,15 +265,22 @@ impl Endpoint {
         match request.method {
             Method::Invite => self.on_invite(now, request, from, local),
             Method::Options => self.on_options(now, &request, from),
-            Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Notify
+            Method::Bye
+            | Method::Info
+            | Method::Update
+            | Method::Prack
+            | Method::Notify
             | Method::Refer => {
-                self.core.reply(now, &request, from, 481, "Call/Transaction Does Not Exist");
+                self.core
+                    .reply(now, &request, from, 481, "Call/Transaction Does Not Exist");
             }
             Method::Register | Method::Subscribe | Method::Message | Method::Publish => {
-                self.core.reply_allow(now, &request, from, 405, "Method Not Allowed");
+                self.core
+                    .reply_allow(now, &request, from, 405, "Method Not Allowed");
             }
             Method::Extension(_) => {
-                self.core.reply_allow(now, &request, from, 501, "Not Implemented");
+                self.core
+                    .reply_allow(now, &request, from, 501, "Not Implemented");
             }
             Method::Ack | Method::Cancel => {}
         }
@@ -289,7 +309,9 @@ impl Endpoint {
         };
         trace!(method = %request.method, "absorbed retransmitted request");
         if let Some(data) = resend {
-            metrics::RETRANSMISSIONS.with_label_values(&["response"]).inc();
+            metrics::RETRANSMISSIONS
+                .with_label_values(&["response"])
+                .inc();
             self.core.send(from, data);
         }
         true
@@ -302,7 +324,8 @@ impl Endpoint {
         builder.header("Supported", SUPPORTED);
         self.core.decorate_response(&mut builder);
         let data = Bytes::from(builder.finish_empty());
-        self.core.send_non_invite_response(now, request, from, 200, data);
+        self.core
+            .send_non_invite_response(now, request, from, 200, data);
     }
 
     /// Handles the timers due at `now`.
@@ -318,15 +341,25 @@ impl Endpoint {
     fn on_tx_timer(&mut self, now: Instant, id: TxId) {
         loop {
             let (event, destination) = match self.core.txs.get_mut(&id) {
-                Some(Tx::ServerInvite { tx, destination, .. }) => (tx.handle_timeout(now), *destination),
-                Some(Tx::ServerNonInvite { tx, .. }) => (tx.handle_timeout(now), dummy_destination()),
-                Some(Tx::ClientInvite { tx, destination, .. }) => (tx.handle_timeout(now), *destination),
-                Some(Tx::ClientNonInvite { tx, destination, .. }) => (tx.handle_timeout(now), *destination),
+                Some(Tx::ServerInvite {
+                    tx, destination, ..
+                }) => (tx.handle_timeout(now), *destination),
+                Some(Tx::ServerNonInvite { tx, .. }) => {
+                    (tx.handle_timeout(now), dummy_destination())
+                }
+                Some(Tx::ClientInvite {
+                    tx, destination, ..
+                }) => (tx.handle_timeout(now), *destination),
+                Some(Tx::ClientNonInvite {
+                    tx, destination, ..
+                }) => (tx.handle_timeout(now), *destination),
                 None => return,
             };
             match event {
                 Some(TimerEvent::Retransmit(data)) => {
-                    metrics::RETRANSMISSIONS.with_label_values(&["transaction"]).inc();
+                    metrics::RETRANSMISSIONS
+                        .with_label_values(&["transaction"])
+                        .inc();
                     self.core.send(destination, data);
                 }
                 Some(TimerEvent::TimedOut(timer)) => {
@@ -499,7 +532,14 @@ impl Core {
     }
 
     /// Answers a non-INVITE request with a bodiless response in its own transaction.
-    pub fn reply(&mut self, now: Instant, request: &Request, from: Destination, status: u16, reason: &str) {
+    pub fn reply(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        from: Destination,
+        status: u16,
+        reason: &str,
+    ) {
         if status >= 300 {
             metrics::rejected(status);
         }
@@ -511,7 +551,14 @@ impl Core {
     }
 
     /// Like [`Core::reply`] with an Allow header (405, 501).
-    pub fn reply_allow(&mut self, now: Instant, request: &Request, from: Destination, status: u16, reason: &str) {
+    pub fn reply_allow(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        from: Destination,
+        status: u16,
+        reason: &str,
+    ) {
         metrics::rejected(status);
         let to_tag = request.to.tag.is_none().then(|| self.new_tag());
         let mut builder = response_to(request, status, reason, to_tag.as_deref(), from.addr);
@@ -523,12 +570,25 @@ impl Core {
 
     /// Sends a response to a non-INVITE request and keeps it in a server transaction so
     /// retransmissions are answered with the same bytes (RFC 3261 §17.2.2).
-    pub fn send_non_invite_response(&mut self, now: Instant, request: &Request, from: Destination, status: u16, data: Bytes) {
+    pub fn send_non_invite_response(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        from: Destination,
+        status: u16,
+        data: Bytes,
+    ) {
         let key = ServerKey::of(request);
         let mut tx = ServerNonInviteTx::new(self.config.timers, from.transport.is_reliable());
         tx.respond(now, status, data.clone());
         let id = TxId(self.next_id());
-        self.txs.insert(id, Tx::ServerNonInvite { tx, key: key.clone() });
+        self.txs.insert(
+            id,
+            Tx::ServerNonInvite {
+                tx,
+                key: key.clone(),
+            },
+        );
         self.server_keys.insert(key, id);
         metrics::TRANSACTIONS_ACTIVE.inc();
         self.send(from, data);
@@ -536,7 +596,12 @@ impl Core {
     }
 
     /// Starts an INVITE server transaction for `request`.
-    pub fn start_server_invite(&mut self, request: &Request, from: Destination, call: Option<CallRef>) -> TxId {
+    pub fn start_server_invite(
+        &mut self,
+        request: &Request,
+        from: Destination,
+        call: Option<CallRef>,
+    ) -> TxId {
         let key = ServerKey::of(request);
         let tx = ServerInviteTx::new(self.config.timers, from.transport.is_reliable());
         let id = TxId(self.next_id());
@@ -556,7 +621,10 @@ impl Core {
 
     /// Sends a response in an INVITE server transaction.
     pub fn respond_invite(&mut self, now: Instant, id: TxId, status: u16, data: Bytes) {
-        let Some(Tx::ServerInvite { tx, destination, .. }) = self.txs.get_mut(&id) else {
+        let Some(Tx::ServerInvite {
+            tx, destination, ..
+        }) = self.txs.get_mut(&id)
+        else {
             return;
         };
         if tx.has_final() {
@@ -574,6 +642,7 @@ impl Core {
     }
 
     /// Starts a client transaction for a request built by the caller and sends it.
+    #[allow(clippy::too_many_arguments)]
     pub fn start_client_non_invite(
         &mut self,
         now: Instant,
@@ -585,7 +654,12 @@ impl Core {
         purpose: Purpose,
     ) -> TxId {
         let key = ClientKey::new(branch, method);
-        let tx = ClientNonInviteTx::new(now, self.config.timers, destination.transport.is_reliable(), data.clone());
+        let tx = ClientNonInviteTx::new(
+            now,
+            self.config.timers,
+            destination.transport.is_reliable(),
+            data.clone(),
+        );
         let id = TxId(self.next_id());
         self.txs.insert(
             id,
@@ -615,7 +689,12 @@ impl Core {
         initial: bool,
     ) -> TxId {
         let key = ClientKey::new(branch, Method::Invite);
-        let tx = ClientInviteTx::new(now, self.config.timers, destination.transport.is_reliable(), data.clone());
+        let tx = ClientInviteTx::new(
+            now,
+            self.config.timers,
+            destination.transport.is_reliable(),
+            data.clone(),
+        );
         let id = TxId(self.next_id());
         self.txs.insert(
             id,

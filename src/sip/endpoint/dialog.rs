@@ -7,8 +7,7 @@ use rsipstack::sip::uri::{Host, ParamsExt};
 
 use super::types::{Destination, Transport};
 use crate::sip::message::{
-    HeaderAccess, MessageBuilder, Method, Request, Response, is_loose_route, parse_uri,
-    split_list,
+    HeaderAccess, MessageBuilder, Method, Request, Response, is_loose_route, parse_uri, split_list,
 };
 
 /// Our side of the transport, as written into Via and Contact.
@@ -134,7 +133,12 @@ impl Dialog {
     /// Starts a request in the dialog (§12.2.1.1) with the given CSeq and branch: request
     /// line, Via, Route, Max-Forwards, From, To, Call-ID, CSeq and Contact. Returns the
     /// builder and where to send it.
-    pub fn request(&self, method: &Method, seq: u32, branch: &str) -> (MessageBuilder, Destination) {
+    pub fn request(
+        &self,
+        method: &Method,
+        seq: u32,
+        branch: &str,
+    ) -> (MessageBuilder, Destination) {
         let (request_uri, routes) = self.request_uri_and_routes();
         let mut builder = MessageBuilder::request(method, &request_uri);
         builder.header("Via", self.local.via(branch));
@@ -159,7 +163,9 @@ impl Dialog {
             return (self.remote_target.clone(), Vec::new());
         };
         let first_uri = strip_brackets(first);
-        let loose = parse_uri(first_uri).map(|u| is_loose_route(&u)).unwrap_or(true);
+        let loose = parse_uri(first_uri)
+            .map(|u| is_loose_route(&u))
+            .unwrap_or(true);
         if loose {
             return (self.remote_target.clone(), self.route_set.clone());
         }
@@ -210,7 +216,10 @@ pub fn literal_address(uri: &str) -> Option<(SocketAddr, Option<Transport>)> {
     let transport = uri
         .other_param("transport")
         .and_then(Transport::from_token)
-        .or_else(|| uri.transport().and_then(|t| Transport::from_token(&t.to_string())));
+        .or_else(|| {
+            uri.transport()
+                .and_then(|t| Transport::from_token(&t.to_string()))
+        });
     Some((SocketAddr::new(ip, port), transport))
 }
 
@@ -280,7 +289,10 @@ mod tests {
         let seq = dialog.next_seq();
         let (builder, destination) = dialog.request(&Method::Bye, seq, "z9hG4bK-b");
         let text = String::from_utf8(builder.finish_empty()).unwrap();
-        assert!(text.starts_with("BYE sip:caller@127.0.0.1:5070 SIP/2.0\r\n"), "{text}");
+        assert!(
+            text.starts_with("BYE sip:caller@127.0.0.1:5070 SIP/2.0\r\n"),
+            "{text}"
+        );
         assert!(text.contains("Route: <sip:127.0.0.2;lr>\r\nRoute: <sip:127.0.0.3;lr>\r\n"));
         assert!(text.contains("From: <sip:+12025550100@127.0.0.1>;tag=lt\r\n"));
         assert!(text.contains("To: \"Caller\" <sip:+12025550142@127.0.0.1>;tag=ft\r\n"));

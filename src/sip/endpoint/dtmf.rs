@@ -65,23 +65,44 @@ mod tests {
     #[test]
     fn dtmf_relay_body() {
         let dtmf = parse_info_dtmf("application/dtmf-relay", b"Signal=4\r\nDuration=250\r\n");
-        assert_eq!(dtmf, Some(InfoDtmf { digit: '4', duration_ms: 250 }));
+        assert_eq!(
+            dtmf,
+            Some(InfoDtmf {
+                digit: '4',
+                duration_ms: 250
+            })
+        );
         let hash = parse_info_dtmf("application/dtmf-relay", b"Signal= #\nDuration=160");
-        assert_eq!(hash, Some(InfoDtmf { digit: '#', duration_ms: 160 }));
+        assert_eq!(
+            hash,
+            Some(InfoDtmf {
+                digit: '#',
+                duration_ms: 160
+            })
+        );
         let star = parse_info_dtmf("application/dtmf-relay", b"Signal=10\r\n");
         assert_eq!(star.map(|d| d.digit), Some('*'));
     }
 
     #[test]
     fn plain_dtmf_body() {
-        assert_eq!(parse_info_dtmf("application/dtmf", b"7").map(|d| d.digit), Some('7'));
-        assert_eq!(parse_info_dtmf("application/dtmf", b"11\r\n").map(|d| d.digit), Some('#'));
+        assert_eq!(
+            parse_info_dtmf("application/dtmf", b"7").map(|d| d.digit),
+            Some('7')
+        );
+        assert_eq!(
+            parse_info_dtmf("application/dtmf", b"11\r\n").map(|d| d.digit),
+            Some('#')
+        );
     }
 
     #[test]
     fn invalid_bodies() {
         assert_eq!(parse_info_dtmf("application/dtmf-relay", b"Signal=X"), None);
-        assert_eq!(parse_info_dtmf("application/dtmf-relay", b"Duration=100"), None);
+        assert_eq!(
+            parse_info_dtmf("application/dtmf-relay", b"Duration=100"),
+            None
+        );
         assert_eq!(parse_info_dtmf("application/dtmf", b"12"), None);
         assert_eq!(parse_info_dtmf("text/plain", b"1"), None);
         assert_eq!(parse_info_dtmf("application/dtmf", &[0xff]), None);
@@ -92,7 +113,10 @@ mod tests {
         let body = info_body('9', 200);
         assert_eq!(
             parse_info_dtmf("application/dtmf-relay", body.as_bytes()),
-            Some(InfoDtmf { digit: '9', duration_ms: 200 })
+            Some(InfoDtmf {
+                digit: '9',
+                duration_ms: 200
+            })
         );
     }
 }

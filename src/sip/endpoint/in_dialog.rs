@@ -11,7 +11,9 @@ use super::config::{ACCEPT, ALLOW, SUPPORTED};
 use super::core::Endpoint;
 use super::dtmf::parse_info_dtmf;
 use super::session_timer::SessionTimer;
-use super::types::{AnswerError, CallEvent, CallRef, Destination, EndReason, Event, TransferResult};
+use super::types::{
+    AnswerError, CallEvent, CallRef, Destination, EndReason, Event, TransferResult,
+};
 use super::uas::add_session_timer;
 use crate::sip::message::{HeaderAccess, Method, Request, response_to};
 use crate::sip::metrics;
@@ -34,17 +36,29 @@ impl Endpoint {
     pub(super) fn on_in_dialog(&mut self, now: Instant, request: Request, from: Destination) {
         let tag = request.to.tag.clone().unwrap_or_default();
         let Some(&call_ref) = self.core.dialogs.get(&(request.call_id.clone(), tag)) else {
-            return self.core.reply(now, &request, from, 481, "Call/Transaction Does Not Exist");
+            return self
+                .core
+                .reply(now, &request, from, 481, "Call/Transaction Does Not Exist");
         };
         let Some(call) = self.calls.get_mut(&call_ref) else {
-            return self.core.reply(now, &request, from, 481, "Call/Transaction Does Not Exist");
+            return self
+                .core
+                .reply(now, &request, from, 481, "Call/Transaction Does Not Exist");
         };
         if request.from.tag.as_deref().unwrap_or_default() != call.dialog.remote_tag {
-            return self.core.reply(now, &request, from, 481, "Call/Transaction Does Not Exist");
+            return self
+                .core
+                .reply(now, &request, from, 481, "Call/Transaction Does Not Exist");
         }
         // RFC 3261 §12.2.2: a CSeq below the last one is out of order.
-        if call.dialog.remote_seq.is_some_and(|last| request.cseq.seq < last) {
-            return self.core.reply(now, &request, from, 500, "CSeq Out Of Order");
+        if call
+            .dialog
+            .remote_seq
+            .is_some_and(|last| request.cseq.seq < last)
+        {
+            return self
+                .core
+                .reply(now, &request, from, 500, "CSeq Out Of Order");
         }
         call.dialog.remote_seq = Some(request.cseq.seq);
         match request.method {
@@ -61,10 +75,16 @@ impl Endpoint {
                 builder.header("Supported", SUPPORTED);
                 self.core.decorate_response(&mut builder);
                 let data = Bytes::from(builder.finish_empty());
-                self.core.send_non_invite_response(now, &request, from, 200, data);
+                self.core
+                    .send_non_invite_response(now, &request, from, 200, data);
             }
-            Method::Extension(_) => self.core.reply_allow(now, &request, from, 501, "Not Implemented"),
-            _ => self.core.reply_allow(now, &request, from, 405, "Method Not Allowed"),
+            Method::Extension(_) => {
+                self.core
+                    .reply_allow(now, &request, from, 501, "Not Implemented")
+            }
+            _ => self
+                .core
+                .reply_allow(now, &request, from, 405, "Method Not Allowed"),
         }
     }
 
@@ -82,7 +102,10 @@ impl Endpoint {
                 self.core.events.push_back(Event::Cancelled(call_ref));
             }
             Phase::AwaitingAck => {
-                self.core.events.push_back(Event::AnswerFailed { call: call_ref, error: AnswerError::Cancelled });
+                self.core.events.push_back(Event::AnswerFailed {
+                    call: call_ref,
+                    error: AnswerError::Cancelled,
+                });
                 self.finish_call(call_ref);
             }
             _ => {
@@ -90,7 +113,10 @@ impl Endpoint {
                 if !call.end_reported {
                     call.end_reported = true;
                     let event = CallEvent::Ended(EndReason::RemoteHangup(reason));
-                    self.core.events.push_back(Event::Call { call: call_ref, event });
+                    self.core.events.push_back(Event::Call {
+                        call: call_ref,
+                        event,
+                    });
                 }
                 self.finish_call(call_ref);
             }
@@ -98,12 +124,20 @@ impl Endpoint {
     }
 
     /// Handles a re-INVITE (RFC 3261 §14.2): hold, unhold, a new address or a refresh.
-    fn on_reinvite(&mut self, now: Instant, call_ref: CallRef, request: Request, from: Destination) {
+    fn on_reinvite(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        request: Request,
+        from: Destination,
+    ) {
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
         };
         let busy = match call.phase {
-            Phase::Offered | Phase::AnswerQueued | Phase::Calling => Some((500, "Server Internal Error")),
+            Phase::Offered | Phase::AnswerQueued | Phase::Calling => {
+                Some((500, "Server Internal Error"))
+            }
             // Our 2xx is not acknowledged yet, or our own offer is out (glare): RFC 3261 §14.2.
             Phase::AwaitingAck => Some((491, "Request Pending")),
             _ if call.our_offer_tx.is_some() || call.ok_retransmit.is_some() => {
@@ -112,18 +146,32 @@ impl Endpoint {
             _ => None,
         };
         if let Some((status, reason)) = busy {
-            let tx = self.core.start_server_invite(&request, from, Some(call_ref));
+            let tx = self
+                .core
+                .start_server_invite(&request, from, Some(call_ref));
             let mut builder = response_to(&request, status, reason, None, from.addr);
             if status == 500 {
                 builder.header("Retry-After", "1");
             }
             self.core.decorate_response(&mut builder);
             metrics::rejected(status);
-            return self.core.respond_invite(now, tx, status, Bytes::from(builder.finish_empty()));
+            return self
+                .core
+                .respond_invite(now, tx, status, Bytes::from(builder.finish_empty()));
         }
-        let tx = self.core.start_server_invite(&request, from, Some(call_ref));
+        let tx = self
+            .core
+            .start_server_invite(&request, from, Some(call_ref));
         let Some(timer) = self.renegotiate_timer(now, call_ref, &request) else {
-            return self.reject_in_dialog_invite(now, tx, &request, from, 422, "Session Interval Too Small", Some(self.core.config.session_timer.min_se));
+            return self.reject_in_dialog_invite(
+                now,
+                tx,
+                &request,
+                from,
+                422,
+                "Session Interval Too Small",
+                Some(self.core.config.session_timer.min_se),
+            );
         };
         let outcome = self.negotiate_in_dialog(call_ref, &request, true);
         let Some(call) = self.calls.get_mut(&call_ref) else {
@@ -131,11 +179,17 @@ impl Endpoint {
         };
         let body = match outcome {
             OfferOutcome::Rejected(code, text) => {
-                let mut builder = response_to(&request, 488, "Not Acceptable Here", None, from.addr);
-                builder.header("Warning", format_args!("{code} {} \"{text}\"", call.dialog.local.host_port));
+                let mut builder =
+                    response_to(&request, 488, "Not Acceptable Here", None, from.addr);
+                builder.header(
+                    "Warning",
+                    format_args!("{code} {} \"{text}\"", call.dialog.local.host_port),
+                );
                 self.core.decorate_response(&mut builder);
                 metrics::rejected(488);
-                return self.core.respond_invite(now, tx, 488, Bytes::from(builder.finish_empty()));
+                return self
+                    .core
+                    .respond_invite(now, tx, 488, Bytes::from(builder.finish_empty()));
             }
             OfferOutcome::Answered(body) => body,
             OfferOutcome::Offered(body) => {
@@ -155,7 +209,10 @@ impl Endpoint {
         let data = Bytes::from(builder.finish("application/sdp", body.as_bytes()));
         self.core.respond_invite(now, tx, 200, data.clone());
         let timers = self.core.config.timers;
-        call.ok_retransmit = Some((Retransmit::start(now, &timers, data, from, true), request.cseq.seq));
+        call.ok_retransmit = Some((
+            Retransmit::start(now, &timers, data, from, true),
+            request.cseq.seq,
+        ));
         self.core.reschedule_call(call);
     }
 
@@ -176,17 +233,34 @@ impl Endpoint {
         }
         self.core.decorate_response(&mut builder);
         metrics::rejected(status);
-        self.core.respond_invite(now, tx, status, Bytes::from(builder.finish_empty()));
+        self.core
+            .respond_invite(now, tx, status, Bytes::from(builder.finish_empty()));
     }
 
     /// Applies a refresh request to the session timer; `None` means 422.
-    fn renegotiate_timer(&mut self, now: Instant, call_ref: CallRef, request: &Request) -> Option<SessionTimer> {
+    fn renegotiate_timer(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        request: &Request,
+    ) -> Option<SessionTimer> {
         let call = self.calls.get(&call_ref)?;
-        SessionTimer::negotiate_as_uas(request, self.core.config.session_timer, call.session_timer.as_ref(), now).ok()
+        SessionTimer::negotiate_as_uas(
+            request,
+            self.core.config.session_timer,
+            call.session_timer.as_ref(),
+            now,
+        )
+        .ok()
     }
 
     /// Answers the SDP offer in a re-INVITE or UPDATE, reporting changed media at once.
-    fn negotiate_in_dialog(&mut self, call_ref: CallRef, request: &Request, offer_if_empty: bool) -> OfferOutcome {
+    fn negotiate_in_dialog(
+        &mut self,
+        call_ref: CallRef,
+        request: &Request,
+        offer_if_empty: bool,
+    ) -> OfferOutcome {
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return OfferOutcome::None;
         };
@@ -209,7 +283,10 @@ impl Endpoint {
             Ok((answer, negotiated)) => {
                 debug!(call_id = %call.dialog.call_id, direction = ?negotiated.direction, "media changed by peer");
                 call.negotiated = Some(negotiated.clone());
-                self.core.events.push_back(Event::Call { call: call_ref, event: CallEvent::MediaChanged(negotiated) });
+                self.core.events.push_back(Event::Call {
+                    call: call_ref,
+                    event: CallEvent::MediaChanged(negotiated),
+                });
                 OfferOutcome::Answered(answer.to_string())
             }
             Err(error) => {
@@ -224,7 +301,8 @@ impl Endpoint {
         let Some(call) = self.calls.get(&call_ref) else {
             return;
         };
-        let offer_pending = call.offer_in_ok || call.our_offer_tx.is_some() || call.remote_offer.is_some();
+        let offer_pending =
+            call.offer_in_ok || call.our_offer_tx.is_some() || call.remote_offer.is_some();
         let answered = matches!(call.phase, Phase::Confirmed | Phase::AwaitingAck);
         if !request.body.is_empty() && (offer_pending || !answered) {
             // RFC 3311 §5.2: an offer while another is outstanding gets 491.
@@ -232,22 +310,31 @@ impl Endpoint {
         }
         let Some(timer) = self.renegotiate_timer(now, call_ref, request) else {
             let min_se = self.core.config.session_timer.min_se;
-            let mut builder = response_to(request, 422, "Session Interval Too Small", None, from.addr);
+            let mut builder =
+                response_to(request, 422, "Session Interval Too Small", None, from.addr);
             builder.header("Min-SE", min_se);
             self.core.decorate_response(&mut builder);
             metrics::rejected(422);
             let data = Bytes::from(builder.finish_empty());
-            return self.core.send_non_invite_response(now, request, from, 422, data);
+            return self
+                .core
+                .send_non_invite_response(now, request, from, 422, data);
         };
         let body = match self.negotiate_in_dialog(call_ref, request, false) {
             OfferOutcome::Rejected(code, text) => {
-                let host = self.calls.get(&call_ref).map(|c| c.dialog.local.host_port.clone()).unwrap_or_default();
+                let host = self
+                    .calls
+                    .get(&call_ref)
+                    .map(|c| c.dialog.local.host_port.clone())
+                    .unwrap_or_default();
                 let mut builder = response_to(request, 488, "Not Acceptable Here", None, from.addr);
                 builder.header("Warning", format_args!("{code} {host} \"{text}\""));
                 self.core.decorate_response(&mut builder);
                 metrics::rejected(488);
                 let data = Bytes::from(builder.finish_empty());
-                return self.core.send_non_invite_response(now, request, from, 488, data);
+                return self
+                    .core
+                    .send_non_invite_response(now, request, from, 488, data);
             }
             OfferOutcome::Answered(body) | OfferOutcome::Offered(body) => body,
             OfferOutcome::None => String::new(),
@@ -262,7 +349,8 @@ impl Endpoint {
         add_session_timer(&mut builder, call.session_timer.as_ref());
         self.core.decorate_response(&mut builder);
         let data = Bytes::from(builder.finish("application/sdp", body.as_bytes()));
-        self.core.send_non_invite_response(now, request, from, 200, data);
+        self.core
+            .send_non_invite_response(now, request, from, 200, data);
         self.core.reschedule_call(call);
     }
 
@@ -278,17 +366,24 @@ impl Endpoint {
             self.core.decorate_response(&mut builder);
             metrics::rejected(415);
             let data = Bytes::from(builder.finish_empty());
-            return self.core.send_non_invite_response(now, request, from, 415, data);
+            return self
+                .core
+                .send_non_invite_response(now, request, from, 415, data);
         }
         let Some(dtmf) = parse_info_dtmf(&content_type, &request.body) else {
-            return self.core.reply(now, request, from, 400, "Invalid DTMF Body");
+            return self
+                .core
+                .reply(now, request, from, 400, "Invalid DTMF Body");
         };
         self.core.reply(now, request, from, 200, "OK");
         let event = CallEvent::Dtmf {
             digit: dtmf.digit,
             duration_ms: dtmf.duration_ms,
         };
-        self.core.events.push_back(Event::Call { call: call_ref, event });
+        self.core.events.push_back(Event::Call {
+            call: call_ref,
+            event,
+        });
     }
 
     /// Handles PRACK (RFC 3262 §3): a matching RAck stops the reliable provisional and lets a
@@ -305,7 +400,9 @@ impl Endpoint {
             _ => false,
         };
         if !matches {
-            return self.core.reply(now, request, from, 481, "Call/Transaction Does Not Exist");
+            return self
+                .core
+                .reply(now, request, from, 481, "Call/Transaction Does Not Exist");
         }
         call.reliable = None;
         self.core.reply(now, request, from, 200, "OK");
@@ -321,7 +418,9 @@ impl Endpoint {
         let event = request.header("Event").unwrap_or_default();
         let package = event.split(';').next().unwrap_or_default().trim();
         if !package.eq_ignore_ascii_case("refer") || call.refers.is_empty() {
-            return self.core.reply(now, request, from, 481, "Subscription Does Not Exist");
+            return self
+                .core
+                .reply(now, request, from, 481, "Subscription Does Not Exist");
         }
         let id = event
             .split(';')
@@ -334,7 +433,9 @@ impl Endpoint {
             None => Some(0),
         };
         let Some(position) = position else {
-            return self.core.reply(now, request, from, 481, "Subscription Does Not Exist");
+            return self
+                .core
+                .reply(now, request, from, 481, "Subscription Does Not Exist");
         };
         self.core.reply(now, request, from, 200, "OK");
         let Some((status, reason)) = sipfrag_status(&request.body) else {
@@ -346,8 +447,15 @@ impl Endpoint {
         let refer = call.refers.remove(position);
         let result = TransferResult { status, reason };
         info!(call_id = %call.dialog.call_id, status, "transfer finished");
-        self.core.events.push_back(Event::Call { call: call_ref, event: CallEvent::Transfer(result.clone()) });
-        self.core.events.push_back(Event::ReferDone { call: call_ref, request: refer.request, result });
+        self.core.events.push_back(Event::Call {
+            call: call_ref,
+            event: CallEvent::Transfer(result.clone()),
+        });
+        self.core.events.push_back(Event::ReferDone {
+            call: call_ref,
+            request: refer.request,
+            result,
+        });
     }
 }
 
@@ -367,7 +475,9 @@ fn sipfrag_status(body: &[u8]) -> Option<(u16, String)> {
     let rest = line.strip_prefix("SIP/2.0 ")?;
     let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
     let status: u16 = code.parse().ok()?;
-    (100..700).contains(&status).then(|| (status, reason.trim().to_string()))
+    (100..700)
+        .contains(&status)
+        .then(|| (status, reason.trim().to_string()))
 }
 
 #[cfg(test)]
@@ -376,8 +486,14 @@ mod tests {
 
     #[test]
     fn sipfrag_lines() {
-        assert_eq!(sipfrag_status(b"SIP/2.0 200 OK\r\n"), Some((200, "OK".into())));
-        assert_eq!(sipfrag_status(b"SIP/2.0 180 Ringing"), Some((180, "Ringing".into())));
+        assert_eq!(
+            sipfrag_status(b"SIP/2.0 200 OK\r\n"),
+            Some((200, "OK".into()))
+        );
+        assert_eq!(
+            sipfrag_status(b"SIP/2.0 180 Ringing"),
+            Some((180, "Ringing".into()))
+        );
         assert_eq!(sipfrag_status(b"SIP/2.0 999 X"), None);
         assert_eq!(sipfrag_status(b"garbage"), None);
         assert_eq!(sipfrag_status(&[0xff]), None);

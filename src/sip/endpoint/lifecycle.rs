@@ -58,7 +58,14 @@ impl Endpoint {
 
     /// Sends BYE with a Reason header when the dialog is confirmed or awaiting its ACK,
     /// reports the end when `report` is set, and removes the call.
-    pub(super) fn end_call(&mut self, now: Instant, call_ref: CallRef, reason: &str, end: EndReason, report: bool) {
+    pub(super) fn end_call(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        reason: &str,
+        end: EndReason,
+        report: bool,
+    ) {
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
         };
@@ -69,13 +76,24 @@ impl Endpoint {
             builder.header("Reason", reason_header(reason));
             builder.header_if("User-Agent", &self.core.config.user_agent);
             let data = Bytes::from(builder.finish_empty());
-            self.core.start_client_non_invite(now, &branch, Method::Bye, destination, data, None, Purpose::Bye);
+            self.core.start_client_non_invite(
+                now,
+                &branch,
+                Method::Bye,
+                destination,
+                data,
+                None,
+                Purpose::Bye,
+            );
             info!(call_id = %call.dialog.call_id, reason = %end, "call ended by us");
         }
         call.phase = Phase::Ended;
         if report && !call.end_reported {
             call.end_reported = true;
-            self.core.events.push_back(Event::Call { call: call_ref, event: CallEvent::Ended(end) });
+            self.core.events.push_back(Event::Call {
+                call: call_ref,
+                event: CallEvent::Ended(end),
+            });
         }
         self.finish_call(call_ref);
     }
@@ -113,11 +131,26 @@ impl Endpoint {
             match call.phase {
                 Phase::Offered | Phase::AnswerQueued => {
                     let retry = self.core.config.retry_after_secs.to_string();
-                    self.reject(now, call_ref, 503, "Service Unavailable", &[("Retry-After".into(), retry)]);
-                    self.core.events.push_back(Event::AnswerFailed { call: call_ref, error: AnswerError::Shutdown });
+                    self.reject(
+                        now,
+                        call_ref,
+                        503,
+                        "Service Unavailable",
+                        &[("Retry-After".into(), retry)],
+                    );
+                    self.core.events.push_back(Event::AnswerFailed {
+                        call: call_ref,
+                        error: AnswerError::Shutdown,
+                    });
                 }
                 Phase::Confirmed | Phase::AwaitingAck => {
-                    self.end_call(now, call_ref, "Q.850;cause=16;text=\"server shutdown\"", EndReason::Shutdown, true);
+                    self.end_call(
+                        now,
+                        call_ref,
+                        "Q.850;cause=16;text=\"server shutdown\"",
+                        EndReason::Shutdown,
+                        true,
+                    );
                 }
                 Phase::Calling => self.cancel(now, call_ref),
                 Phase::Ended => {}
@@ -146,7 +179,7 @@ impl Endpoint {
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
         };
-        if !call.trying_at.is_some_and(|at| at <= now) {
+        if call.trying_at.is_none_or(|at| at > now) {
             return;
         }
         call.trying_at = None;
@@ -154,10 +187,12 @@ impl Endpoint {
         let Some(invite) = &call.invite else {
             return;
         };
-        let mut builder = crate::sip::message::response_to(invite, 100, "Trying", None, call.dialog.peer.addr);
+        let mut builder =
+            crate::sip::message::response_to(invite, 100, "Trying", None, call.dialog.peer.addr);
         self.core.decorate_response(&mut builder);
         if let Some(tx) = call.invite_tx {
-            self.core.respond_invite(now, tx, 100, Bytes::from(builder.finish_empty()));
+            self.core
+                .respond_invite(now, tx, 100, Bytes::from(builder.finish_empty()));
         }
     }
 
@@ -176,7 +211,10 @@ impl Endpoint {
             let initial = call.phase == Phase::AwaitingAck;
             info!(call_id = %call.dialog.call_id, "no ACK for our 200; ending the call");
             if initial {
-                self.core.events.push_back(Event::AnswerFailed { call: call_ref, error: AnswerError::NoAck });
+                self.core.events.push_back(Event::AnswerFailed {
+                    call: call_ref,
+                    error: AnswerError::NoAck,
+                });
             }
             let reason = "SIP;cause=408;text=\"ACK timeout\"";
             self.end_call(now, call_ref, reason, EndReason::NoAck, !initial);
@@ -205,17 +243,23 @@ impl Endpoint {
             call.reliable = None;
             let builder = invite_response(&self.core, call, 504, "Server Time-out");
             if let Some(tx) = call.invite_tx {
-                self.core.respond_invite(now, tx, 504, Bytes::from(builder.finish_empty()));
+                self.core
+                    .respond_invite(now, tx, 504, Bytes::from(builder.finish_empty()));
             }
             info!(call_id = %call.dialog.call_id, "no PRACK for our reliable provisional");
-            self.core.events.push_back(Event::AnswerFailed { call: call_ref, error: AnswerError::NoPrack });
+            self.core.events.push_back(Event::AnswerFailed {
+                call: call_ref,
+                error: AnswerError::NoPrack,
+            });
             self.finish_call(call_ref);
             return false;
         }
         if now >= retransmit.next_at {
             let (data, destination) = (retransmit.data.clone(), retransmit.destination);
             retransmit.advance(now, &timers);
-            metrics::RETRANSMISSIONS.with_label_values(&["reliable_provisional"]).inc();
+            metrics::RETRANSMISSIONS
+                .with_label_values(&["reliable_provisional"])
+                .inc();
             self.core.send(destination, data);
         }
         true
@@ -256,7 +300,11 @@ impl Endpoint {
         let session_expires = timer.request_value();
         let seq = call.dialog.next_seq();
         let branch = self.core.new_branch();
-        let method = if call.peer_allows_update { Method::Update } else { Method::Invite };
+        let method = if call.peer_allows_update {
+            Method::Update
+        } else {
+            Method::Invite
+        };
         let (mut builder, destination) = call.dialog.request(&method, seq, &branch);
         builder.header("Session-Expires", session_expires);
         builder.header("Supported", SUPPORTED);
@@ -264,7 +312,15 @@ impl Endpoint {
         debug!(call_id = %call.dialog.call_id, %method, "sending session refresh");
         let tx = if method == Method::Update {
             let data = Bytes::from(builder.finish_empty());
-            self.core.start_client_non_invite(now, &branch, method, destination, data, Some(call_ref), Purpose::Update)
+            self.core.start_client_non_invite(
+                now,
+                &branch,
+                method,
+                destination,
+                data,
+                Some(call_ref),
+                Purpose::Update,
+            )
         } else {
             let Some(media) = call.media.as_mut() else {
                 return;
@@ -272,7 +328,8 @@ impl Endpoint {
             let offer = media.offer().to_string();
             builder.header("Allow", super::config::ALLOW);
             let data = Bytes::from(builder.finish("application/sdp", offer.as_bytes()));
-            self.core.start_client_invite(now, &branch, destination, data, call_ref, false)
+            self.core
+                .start_client_invite(now, &branch, destination, data, call_ref, false)
         };
         call.our_offer_tx = Some(tx);
         self.core.reschedule_call(call);

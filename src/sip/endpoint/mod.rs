@@ -21,6 +21,9 @@ pub use dtmf::{InfoDtmf, info_body, parse_info_dtmf};
 pub use lifecycle::reason_header;
 pub use session_timer::{SessionTimer, SessionTimerConfig};
 pub use types::{
-    AnswerError, CallEvent, CallRef, ConnectionId, Destination, EndReason, Event,
-    IncomingCallInfo, OutgoingInvite, Transmit, TransferResult, Transport,
+    AnswerError, CallEvent, CallRef, ConnectionId, Destination, EndReason, Event, IncomingCallInfo,
+    OutgoingInvite, TransferResult, Transmit, Transport,
 };
+
+#[cfg(test)]
+mod scenarios;

@@ -55,15 +55,19 @@ impl SessionTimer {
         previous: Option<&SessionTimer>,
         now: Instant,
     ) -> Result<SessionTimer, u32> {
-        let peer_supports = request.has_token("Supported", "timer")
-            || request.has_token("Require", "timer");
+        let peer_supports =
+            request.has_token("Supported", "timer") || request.has_token("Require", "timer");
         let floor = config.min_se.max(min_se_of(request));
-        let requested = request.header("Session-Expires").and_then(parse_session_expires);
+        let requested = request
+            .header("Session-Expires")
+            .and_then(parse_session_expires);
 
         let (interval, refresher) = match requested {
             Some((seconds, _)) if seconds < config.min_se => return Err(floor),
             // RFC 4028 §9: we may lower the interval, but not below the request's Min-SE.
-            Some((seconds, refresher)) => (seconds.min(config.session_expires.max(floor)), refresher),
+            Some((seconds, refresher)) => {
+                (seconds.min(config.session_expires.max(floor)), refresher)
+            }
             None => match previous {
                 Some(timer) => (timer.interval, None),
                 None => (config.session_expires.max(floor), None),
@@ -156,9 +160,15 @@ mod tests {
     fn small_interval_gets_422() {
         let now = Instant::now();
         let r = request("Supported: timer\r\nSession-Expires: 60\r\n");
-        assert_eq!(SessionTimer::negotiate_as_uas(&r, CONFIG, None, now), Err(90));
+        assert_eq!(
+            SessionTimer::negotiate_as_uas(&r, CONFIG, None, now),
+            Err(90)
+        );
         let r = request("Session-Expires: 60\r\nMin-SE: 120\r\n");
-        assert_eq!(SessionTimer::negotiate_as_uas(&r, CONFIG, None, now), Err(120));
+        assert_eq!(
+            SessionTimer::negotiate_as_uas(&r, CONFIG, None, now),
+            Err(120)
+        );
     }
 
     #[test]

@@ -17,9 +17,7 @@ use super::types::{
     CallEvent, CallRef, Destination, EndReason, Event, OutgoingInvite, TransferResult,
 };
 use crate::sip::error::SipError;
-use crate::sip::message::{
-    HeaderAccess, MessageBuilder, Method, Response, parse_uri,
-};
+use crate::sip::message::{HeaderAccess, MessageBuilder, Method, Response, parse_uri};
 use crate::sip::metrics;
 use crate::sip::sdp::{LocalSession, SessionDescription};
 use crate::sip::transaction::InviteResponseAction;
@@ -31,10 +29,11 @@ impl Endpoint {
             target: request.target.clone(),
             reason: "not a sip: URI or user@host",
         })?;
-        let (addr, transport) = literal_address(&target).ok_or_else(|| SipError::InvalidTarget {
-            target: request.target.clone(),
-            reason: "host must be an IP address (no DNS lookups are made)",
-        })?;
+        let (addr, transport) =
+            literal_address(&target).ok_or_else(|| SipError::InvalidTarget {
+                target: request.target.clone(),
+                reason: "host must be an IP address (no DNS lookups are made)",
+            })?;
         let transport = transport.unwrap_or(request.transport);
         let local = self
             .core
@@ -89,7 +88,9 @@ impl Endpoint {
             peer: destination,
             local: contact,
         };
-        let tx = self.core.start_client_invite(now, &branch, destination, data, id, true);
+        let tx = self
+            .core
+            .start_client_invite(now, &branch, destination, data, id, true);
         let mut call = Call::new(id, Role::Uac, Phase::Calling, dialog, now);
         call.invite_tx = Some(tx);
         call.media = Some(media);
@@ -104,7 +105,9 @@ impl Endpoint {
         });
         self.core.dialogs.insert((call_id.clone(), local_tag), id);
         self.calls.insert(id, call);
-        metrics::CALLS_STARTED.with_label_values(&["outbound"]).inc();
+        metrics::CALLS_STARTED
+            .with_label_values(&["outbound"])
+            .inc();
         metrics::CALLS_ACTIVE.inc();
         info!(%call_id, destination = %addr, "outbound call started");
         Ok(id)
@@ -143,15 +146,34 @@ impl Endpoint {
         builder.header("CSeq", format_args!("{} CANCEL", invite.seq));
         let data = Bytes::from(builder.finish_empty());
         let branch = branch_of(&invite.via);
-        self.core.start_client_non_invite(now, &branch, Method::Cancel, invite.destination, data, Some(call_ref), Purpose::Cancel);
+        self.core.start_client_non_invite(
+            now,
+            &branch,
+            Method::Cancel,
+            invite.destination,
+            data,
+            Some(call_ref),
+            Purpose::Cancel,
+        );
     }
 
     /// Asks the peer to call `target` (RFC 3515). The outcome arrives as
     /// [`Event::ReferDone`] with `request`.
     pub fn refer(&mut self, now: Instant, call_ref: CallRef, target: &str, request: u64) {
-        let Some(call) = self.calls.get_mut(&call_ref).filter(|c| c.phase == Phase::Confirmed) else {
-            let result = TransferResult { status: 481, reason: "Call/Transaction Does Not Exist".into() };
-            self.core.events.push_back(Event::ReferDone { call: call_ref, request, result });
+        let Some(call) = self
+            .calls
+            .get_mut(&call_ref)
+            .filter(|c| c.phase == Phase::Confirmed)
+        else {
+            let result = TransferResult {
+                status: 481,
+                reason: "Call/Transaction Does Not Exist".into(),
+            };
+            self.core.events.push_back(Event::ReferDone {
+                call: call_ref,
+                request,
+                result,
+            });
             return;
         };
         let target = normalize_target(target).unwrap_or_else(|| target.to_string());
@@ -159,16 +181,31 @@ impl Endpoint {
         let branch = self.core.new_branch();
         let (mut builder, destination) = call.dialog.request(&Method::Refer, seq, &branch);
         builder.header("Refer-To", format_args!("<{target}>"));
-        builder.header("Referred-By", format_args!("<sip:{}>", call.dialog.local.host_port));
+        builder.header(
+            "Referred-By",
+            format_args!("<sip:{}>", call.dialog.local.host_port),
+        );
         builder.header_if("User-Agent", &self.core.config.user_agent);
         let data = Bytes::from(builder.finish_empty());
         call.refers.push(PendingRefer { request, cseq: seq });
-        self.core.start_client_non_invite(now, &branch, Method::Refer, destination, data, Some(call_ref), Purpose::Refer(request));
+        self.core.start_client_non_invite(
+            now,
+            &branch,
+            Method::Refer,
+            destination,
+            data,
+            Some(call_ref),
+            Purpose::Refer(request),
+        );
     }
 
     /// Sends one DTMF digit as INFO with `application/dtmf-relay`.
     pub fn send_dtmf(&mut self, now: Instant, call_ref: CallRef, digit: char, duration_ms: u32) {
-        let Some(call) = self.calls.get_mut(&call_ref).filter(|c| c.phase == Phase::Confirmed) else {
+        let Some(call) = self
+            .calls
+            .get_mut(&call_ref)
+            .filter(|c| c.phase == Phase::Confirmed)
+        else {
             return;
         };
         let seq = call.dialog.next_seq();
@@ -176,7 +213,15 @@ impl Endpoint {
         let (builder, destination) = call.dialog.request(&Method::Info, seq, &branch);
         let body = info_body(digit, duration_ms);
         let data = Bytes::from(builder.finish("application/dtmf-relay", body.as_bytes()));
-        self.core.start_client_non_invite(now, &branch, Method::Info, destination, data, Some(call_ref), Purpose::Info);
+        self.core.start_client_non_invite(
+            now,
+            &branch,
+            Method::Info,
+            destination,
+            data,
+            Some(call_ref),
+            Purpose::Info,
+        );
     }
 
     /// Handles a response: it must match one of our client transactions (RFC 3261 §17.1.3).
@@ -186,12 +231,16 @@ impl Endpoint {
             return;
         };
         match self.core.txs.get_mut(&id) {
-            Some(Tx::ClientInvite { tx, call, initial, .. }) => {
+            Some(Tx::ClientInvite {
+                tx, call, initial, ..
+            }) => {
                 let action = tx.on_response(now, response.status);
                 let (call, initial) = (*call, *initial);
                 self.core.reschedule_tx(id);
                 match action {
-                    InviteResponseAction::Pass => self.on_invite_response(now, call, initial, &response),
+                    InviteResponseAction::Pass => {
+                        self.on_invite_response(now, call, initial, &response)
+                    }
                     InviteResponseAction::PassAndAck => {
                         self.ack_error(id, call, &response);
                         self.on_invite_response(now, call, initial, &response);
@@ -204,7 +253,9 @@ impl Endpoint {
                     InviteResponseAction::Absorb => {}
                 }
             }
-            Some(Tx::ClientNonInvite { tx, call, purpose, .. }) => {
+            Some(Tx::ClientNonInvite {
+                tx, call, purpose, ..
+            }) => {
                 let action = tx.on_response(now, response.status);
                 let (call, purpose) = (*call, *purpose);
                 self.core.reschedule_tx(id);
@@ -240,7 +291,13 @@ impl Endpoint {
                 let Some((uri, via)) = first_line_and_via(client.request()) else {
                     return;
                 };
-                (uri, via, call.dialog.route_set.clone(), response.cseq.seq, call.dialog.next_hop())
+                (
+                    uri,
+                    via,
+                    call.dialog.route_set.clone(),
+                    response.cseq.seq,
+                    call.dialog.next_hop(),
+                )
             }
         };
         let mut builder = MessageBuilder::request(&Method::Ack, &request_uri);
@@ -260,7 +317,13 @@ impl Endpoint {
         self.core.send(destination, data);
     }
 
-    fn on_invite_response(&mut self, now: Instant, call_ref: CallRef, initial: bool, response: &Response) {
+    fn on_invite_response(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        initial: bool,
+        response: &Response,
+    ) {
         if !initial {
             return self.on_reinvite_response(now, call_ref, response);
         }
@@ -347,7 +410,10 @@ impl Endpoint {
         call.negotiated = Some(negotiated.clone());
         info!(call_id = %call.dialog.call_id, "outbound call established");
         self.core.reschedule_call(call);
-        self.core.events.push_back(Event::Established { call: call_ref, negotiated });
+        self.core.events.push_back(Event::Established {
+            call: call_ref,
+            negotiated,
+        });
     }
 
     /// A response to our re-INVITE (a session refresh).
@@ -359,10 +425,15 @@ impl Endpoint {
             100..=199 => {}
             200..=299 => {
                 let branch = self.core.new_branch();
-                let (builder, destination) = call.dialog.request(&Method::Ack, response.cseq.seq, &branch);
-                self.core.send(destination, Bytes::from(builder.finish_empty()));
+                let (builder, destination) =
+                    call.dialog
+                        .request(&Method::Ack, response.cseq.seq, &branch);
+                self.core
+                    .send(destination, Bytes::from(builder.finish_empty()));
                 call.dialog.refresh_target(response);
-                if let Some(answer) = SessionDescription::parse_bytes(&response.body).ok().filter(|_| response.has_sdp())
+                if let Some(answer) = SessionDescription::parse_bytes(&response.body)
+                    .ok()
+                    .filter(|_| response.has_sdp())
                     && let Some(media) = call.media.as_mut()
                     && let Ok(negotiated) = media.accept_answer(&answer)
                 {
@@ -370,21 +441,37 @@ impl Endpoint {
                 }
                 call.our_offer_tx = None;
                 let previous = call.session_timer.take();
-                call.session_timer = SessionTimer::from_uac_response(response, previous.as_ref(), now)
-                    .or(previous.map(|mut t| {
-                        t.refreshed_at = now;
-                        t
-                    }));
+                call.session_timer =
+                    SessionTimer::from_uac_response(response, previous.as_ref(), now).or(previous
+                        .map(|mut t| {
+                            t.refreshed_at = now;
+                            t
+                        }));
                 self.core.reschedule_call(call);
             }
-            status => self.on_request_failed(now, call_ref, Purpose::Update, status, &response.reason),
+            status => {
+                self.on_request_failed(now, call_ref, Purpose::Update, status, &response.reason)
+            }
         }
     }
 
     /// A final response to a non-INVITE request of ours.
-    fn on_non_invite_final(&mut self, now: Instant, call_ref: CallRef, tx: TxId, purpose: Purpose, response: &Response) {
+    fn on_non_invite_final(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        tx: TxId,
+        purpose: Purpose,
+        response: &Response,
+    ) {
         if response.status >= 300 {
-            return self.on_request_failed(now, call_ref, purpose, response.status, &response.reason);
+            return self.on_request_failed(
+                now,
+                call_ref,
+                purpose,
+                response.status,
+                &response.reason,
+            );
         }
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
@@ -403,7 +490,14 @@ impl Endpoint {
 
     /// A request of ours failed with `status` (408 for a timeout). 408 and 481 mean the
     /// dialog is gone (RFC 3261 §12.2.1.2).
-    pub(super) fn on_request_failed(&mut self, now: Instant, call_ref: CallRef, purpose: Purpose, status: u16, reason: &str) {
+    pub(super) fn on_request_failed(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        purpose: Purpose,
+        status: u16,
+        reason: &str,
+    ) {
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
         };
@@ -413,9 +507,19 @@ impl Endpoint {
                 if let Some(position) = call.refers.iter().position(|r| r.request == request) {
                     call.refers.remove(position);
                 }
-                let result = TransferResult { status, reason: reason.to_string() };
-                self.core.events.push_back(Event::Call { call: call_ref, event: CallEvent::Transfer(result.clone()) });
-                self.core.events.push_back(Event::ReferDone { call: call_ref, request, result });
+                let result = TransferResult {
+                    status,
+                    reason: reason.to_string(),
+                };
+                self.core.events.push_back(Event::Call {
+                    call: call_ref,
+                    event: CallEvent::Transfer(result.clone()),
+                });
+                self.core.events.push_back(Event::ReferDone {
+                    call: call_ref,
+                    request,
+                    result,
+                });
             }
             Purpose::Update => {
                 call.our_offer_tx = None;
@@ -502,15 +606,27 @@ mod tests {
 
     #[test]
     fn targets_normalize() {
-        assert_eq!(normalize_target("+12025550100@127.0.0.1:5080").as_deref(), Some("sip:+12025550100@127.0.0.1:5080"));
-        assert_eq!(normalize_target("<sip:a@[::1]:5062>").as_deref(), Some("sip:a@[::1]:5062"));
+        assert_eq!(
+            normalize_target("+12025550100@127.0.0.1:5080").as_deref(),
+            Some("sip:+12025550100@127.0.0.1:5080")
+        );
+        assert_eq!(
+            normalize_target("<sip:a@[::1]:5062>").as_deref(),
+            Some("sip:a@[::1]:5062")
+        );
         assert_eq!(normalize_target("not a uri"), None);
     }
 
     #[test]
     fn from_forms() {
-        assert_eq!(from_uri("", "127.0.0.1:5060"), "sip:voicegate@127.0.0.1:5060");
-        assert_eq!(from_uri("+12025550142", "127.0.0.1:5060"), "sip:+12025550142@127.0.0.1:5060");
+        assert_eq!(
+            from_uri("", "127.0.0.1:5060"),
+            "sip:voicegate@127.0.0.1:5060"
+        );
+        assert_eq!(
+            from_uri("+12025550142", "127.0.0.1:5060"),
+            "sip:+12025550142@127.0.0.1:5060"
+        );
         assert_eq!(from_uri("sip:ai@example.com", "x"), "sip:ai@example.com");
     }
 }

@@ -26,12 +26,26 @@ const TRYING_DELAY: Duration = Duration::from_millis(100);
 
 /// Headers an application may not set on a rejection, because the stack writes them.
 const RESERVED_HEADERS: [&str; 9] = [
-    "via", "from", "to", "call-id", "cseq", "content-length", "content-type", "contact", "max-forwards",
+    "via",
+    "from",
+    "to",
+    "call-id",
+    "cseq",
+    "content-length",
+    "content-type",
+    "contact",
+    "max-forwards",
 ];
 
 impl Endpoint {
     /// Handles an INVITE without a To tag: a new call, unless something stops it first.
-    pub(super) fn on_invite(&mut self, now: Instant, request: Request, from: Destination, local: SocketAddr) {
+    pub(super) fn on_invite(
+        &mut self,
+        now: Instant,
+        request: Request,
+        from: Destination,
+        local: SocketAddr,
+    ) {
         let merge_key = (
             request.call_id.clone(),
             request.from.tag.clone().unwrap_or_default(),
@@ -42,10 +56,24 @@ impl Endpoint {
         }
         if self.core.draining {
             let retry = self.core.config.retry_after_secs.to_string();
-            return self.reject_invite(now, &request, from, 503, "Service Unavailable", &[("Retry-After", &retry)]);
+            return self.reject_invite(
+                now,
+                &request,
+                from,
+                503,
+                "Service Unavailable",
+                &[("Retry-After", &retry)],
+            );
         }
         if let Some(unsupported) = unsupported_requirements(&request) {
-            return self.reject_invite(now, &request, from, 420, "Bad Extension", &[("Unsupported", &unsupported)]);
+            return self.reject_invite(
+                now,
+                &request,
+                from,
+                420,
+                "Bad Extension",
+                &[("Unsupported", &unsupported)],
+            );
         }
         let Some(trunk) = self.core.trunks.find(from.addr.ip()) else {
             return;
@@ -55,16 +83,33 @@ impl Endpoint {
         }
         let offer = match parse_offer(&request) {
             Ok(offer) => offer,
-            Err(Rejection { status, reason, headers }) => {
-                let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            Err(Rejection {
+                status,
+                reason,
+                headers,
+            }) => {
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
                 return self.reject_invite(now, &request, from, status, reason, &headers);
             }
         };
-        let timer = match SessionTimer::negotiate_as_uas(&request, self.core.config.session_timer, None, now) {
+        let timer = match SessionTimer::negotiate_as_uas(
+            &request,
+            self.core.config.session_timer,
+            None,
+            now,
+        ) {
             Ok(timer) => timer,
             Err(min_se) => {
                 let min_se = min_se.to_string();
-                return self.reject_invite(now, &request, from, 422, "Session Interval Too Small", &[("Min-SE", &min_se)]);
+                return self.reject_invite(
+                    now,
+                    &request,
+                    from,
+                    422,
+                    "Session Interval Too Small",
+                    &[("Min-SE", &min_se)],
+                );
             }
         };
         if let Err(limit) = self.core.trunks.admit(now, trunk) {
@@ -116,7 +161,11 @@ impl Endpoint {
             to: request.to.uri_text.clone(),
             from: request.from.uri_text.clone(),
             p_called_party_id: request.header("P-Called-Party-ID").and_then(uri_of),
-            diversion: request.headers_named("Diversion").flat_map(split_list).map(str::to_string).collect(),
+            diversion: request
+                .headers_named("Diversion")
+                .flat_map(split_list)
+                .map(str::to_string)
+                .collect(),
             offer,
         };
         info!(
@@ -125,25 +174,45 @@ impl Endpoint {
             to = %Private(crate::sip::message::uri_user(&request.to.uri).unwrap_or_default()),
             "inbound call offered"
         );
-        self.core.dialogs.insert((request.call_id.clone(), local_tag), id);
-        self.core.inbound.insert((request.call_id.clone(), request.from.tag.clone().unwrap_or_default()), id);
+        self.core
+            .dialogs
+            .insert((request.call_id.clone(), local_tag), id);
+        self.core.inbound.insert(
+            (
+                request.call_id.clone(),
+                request.from.tag.clone().unwrap_or_default(),
+            ),
+            id,
+        );
         call.invite = Some(request);
         self.core.reschedule_call(&call);
         self.calls.insert(id, call);
         metrics::CALLS_STARTED.with_label_values(&["inbound"]).inc();
         metrics::CALLS_ACTIVE.inc();
-        self.core.events.push_back(Event::IncomingCall(Box::new(info)));
+        self.core
+            .events
+            .push_back(Event::IncomingCall(Box::new(info)));
     }
 
     /// Checks digest credentials when the trunk asks for them; false means a 401 went out.
-    fn authenticate(&mut self, now: Instant, request: &Request, from: Destination, trunk: TrunkId) -> bool {
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        from: Destination,
+        trunk: TrunkId,
+    ) -> bool {
         let Some(trunk) = self.core.trunks.get(trunk) else {
             return true;
         };
         if !trunk.requires_auth() {
             return true;
         }
-        let realm = if trunk.config.realm.is_empty() { "voicegate".to_string() } else { trunk.config.realm.clone() };
+        let realm = if trunk.config.realm.is_empty() {
+            "voicegate".to_string()
+        } else {
+            trunk.config.realm.clone()
+        };
         let credentials = Credentials {
             username: &trunk.config.username,
             password: &trunk.config.password,
@@ -152,15 +221,24 @@ impl Endpoint {
         let headers = request
             .headers_named("Authorization")
             .chain(request.headers_named("Proxy-Authorization"));
-        let verdict = self.core.digest.verify(now, headers, "INVITE", &request.uri_text, credentials);
+        let verdict =
+            self.core
+                .digest
+                .verify(now, headers, "INVITE", &request.uri_text, credentials);
         if verdict == DigestVerdict::Valid {
             return true;
         }
         if verdict == DigestVerdict::Invalid {
             debug!(source = %from.addr, "digest credentials did not verify");
         }
-        let challenges = self.core.digest.challenges(now, &realm, verdict == DigestVerdict::Stale);
-        let headers: Vec<(&str, &str)> = challenges.iter().map(|c| ("WWW-Authenticate", c.as_str())).collect();
+        let challenges = self
+            .core
+            .digest
+            .challenges(now, &realm, verdict == DigestVerdict::Stale);
+        let headers: Vec<(&str, &str)> = challenges
+            .iter()
+            .map(|c| ("WWW-Authenticate", c.as_str()))
+            .collect();
         self.reject_invite(now, request, from, 401, "Unauthorized", &headers);
         false
     }
@@ -184,7 +262,8 @@ impl Endpoint {
         }
         self.core.decorate_response(&mut builder);
         let tx = self.core.start_server_invite(request, from, None);
-        self.core.respond_invite(now, tx, status, Bytes::from(builder.finish_empty()));
+        self.core
+            .respond_invite(now, tx, status, Bytes::from(builder.finish_empty()));
     }
 
     /// Sends 180 Ringing, reliably when the INVITE required 100rel (RFC 3262 §3).
@@ -199,11 +278,20 @@ impl Endpoint {
     }
 
     /// Rejects an inbound call that has not been answered.
-    pub fn reject(&mut self, now: Instant, call_ref: CallRef, status: u16, reason: &str, headers: &[(String, String)]) {
+    pub fn reject(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        status: u16,
+        reason: &str,
+        headers: &[(String, String)],
+    ) {
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
         };
-        if !matches!(call.phase, Phase::Offered | Phase::AnswerQueued) || !(300..700).contains(&status) {
+        if !matches!(call.phase, Phase::Offered | Phase::AnswerQueued)
+            || !(300..700).contains(&status)
+        {
             return;
         }
         let mut builder = invite_response(&self.core, call, status, reason);
@@ -213,7 +301,8 @@ impl Endpoint {
             }
         }
         if let Some(tx) = call.invite_tx {
-            self.core.respond_invite(now, tx, status, Bytes::from(builder.finish_empty()));
+            self.core
+                .respond_invite(now, tx, status, Bytes::from(builder.finish_empty()));
         }
         debug!(call_id = %call.dialog.call_id, status, "application rejected call");
         self.finish_call(call_ref);
@@ -224,11 +313,17 @@ impl Endpoint {
     /// Reports [`Event::Established`] after the ACK, or [`Event::AnswerFailed`].
     pub fn answer(&mut self, now: Instant, call_ref: CallRef, local: LocalMedia) {
         let Some(call) = self.calls.get_mut(&call_ref) else {
-            self.core.events.push_back(Event::AnswerFailed { call: call_ref, error: AnswerError::NotPending });
+            self.core.events.push_back(Event::AnswerFailed {
+                call: call_ref,
+                error: AnswerError::NotPending,
+            });
             return;
         };
         if call.phase != Phase::Offered {
-            self.core.events.push_back(Event::AnswerFailed { call: call_ref, error: AnswerError::NotPending });
+            self.core.events.push_back(Event::AnswerFailed {
+                call: call_ref,
+                error: AnswerError::NotPending,
+            });
             return;
         }
         let mut session = LocalSession::new(local, self.core.random_u64());
@@ -260,9 +355,13 @@ impl Endpoint {
             return;
         };
         let mut builder = invite_response(&self.core, call, 488, "Not Acceptable Here");
-        builder.header("Warning", format_args!("{code} {} \"{text}\"", call.dialog.local.host_port));
+        builder.header(
+            "Warning",
+            format_args!("{code} {} \"{text}\"", call.dialog.local.host_port),
+        );
         if let Some(tx) = call.invite_tx {
-            self.core.respond_invite(now, tx, 488, Bytes::from(builder.finish_empty()));
+            self.core
+                .respond_invite(now, tx, 488, Bytes::from(builder.finish_empty()));
         }
         metrics::rejected(488);
         self.core.events.push_back(Event::AnswerFailed {
@@ -277,7 +376,10 @@ impl Endpoint {
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
         };
-        if call.phase != Phase::AnswerQueued || call.reliable.is_some() || now < call.answer_not_before {
+        if call.phase != Phase::AnswerQueued
+            || call.reliable.is_some()
+            || now < call.answer_not_before
+        {
             self.core.reschedule_call(call);
             return;
         }
@@ -299,7 +401,10 @@ impl Endpoint {
             self.core.respond_invite(now, tx, 200, data.clone());
         }
         let timers = self.core.config.timers;
-        call.ok_retransmit = Some((Retransmit::start(now, &timers, data, call.dialog.peer, true), seq));
+        call.ok_retransmit = Some((
+            Retransmit::start(now, &timers, data, call.dialog.peer, true),
+            seq,
+        ));
         call.phase = Phase::AwaitingAck;
         call.trying_at = None;
         self.core.reschedule_call(call);
@@ -319,14 +424,18 @@ impl Endpoint {
         }
         let invite_key = ServerKey::invite_of_cancel(&request);
         let Some(invite_tx) = self.core.server_keys.get(&invite_key).copied() else {
-            return self.core.reply(now, &request, from, 481, "Call/Transaction Does Not Exist");
+            return self
+                .core
+                .reply(now, &request, from, 481, "Call/Transaction Does Not Exist");
         };
         self.core.reply(now, &request, from, 200, "OK");
         if self.core.invite_has_final(invite_tx) {
             return;
         }
         let call_ref = match self.core.txs.get(&invite_tx) {
-            Some(Tx::ServerInvite { call: Some(call), .. }) => *call,
+            Some(Tx::ServerInvite {
+                call: Some(call), ..
+            }) => *call,
             _ => return,
         };
         self.terminate_unanswered(now, call_ref);
@@ -340,7 +449,8 @@ impl Endpoint {
         };
         let builder = invite_response(&self.core, call, 487, "Request Terminated");
         if let Some(tx) = call.invite_tx {
-            self.core.respond_invite(now, tx, 487, Bytes::from(builder.finish_empty()));
+            self.core
+                .respond_invite(now, tx, 487, Bytes::from(builder.finish_empty()));
         }
         info!(call_id = %call.dialog.call_id, "inbound call cancelled");
         self.finish_call(call_ref);
@@ -360,7 +470,11 @@ impl Endpoint {
         let Some(tag) = request.to.tag.as_deref() else {
             return;
         };
-        let Some(&call_ref) = self.core.dialogs.get(&(request.call_id.clone(), tag.to_string())) else {
+        let Some(&call_ref) = self
+            .core
+            .dialogs
+            .get(&(request.call_id.clone(), tag.to_string()))
+        else {
             return;
         };
         let Some(call) = self.calls.get_mut(&call_ref) else {
@@ -377,12 +491,27 @@ impl Endpoint {
             if !self.accept_ack_answer(call_ref, &request) {
                 let reason = EndReason::BadAnswer;
                 if initial {
-                    self.core.events.push_back(Event::AnswerFailed { call: call_ref, error: AnswerError::NoAnswerInAck });
+                    self.core.events.push_back(Event::AnswerFailed {
+                        call: call_ref,
+                        error: AnswerError::NoAnswerInAck,
+                    });
                 }
-                return self.end_call(now, call_ref, "Q.850;cause=47;text=\"no SDP answer in ACK\"", reason, !initial);
+                return self.end_call(
+                    now,
+                    call_ref,
+                    "Q.850;cause=47;text=\"no SDP answer in ACK\"",
+                    reason,
+                    !initial,
+                );
             }
-            if !initial && let Some(call) = self.calls.get(&call_ref) && let Some(media) = call.negotiated.clone() {
-                self.core.events.push_back(Event::Call { call: call_ref, event: super::types::CallEvent::MediaChanged(media) });
+            if !initial
+                && let Some(call) = self.calls.get(&call_ref)
+                && let Some(media) = call.negotiated.clone()
+            {
+                self.core.events.push_back(Event::Call {
+                    call: call_ref,
+                    event: super::types::CallEvent::MediaChanged(media),
+                });
             }
         }
         let Some(call) = self.calls.get_mut(&call_ref) else {
@@ -396,7 +525,10 @@ impl Endpoint {
             }
             info!(call_id = %call.dialog.call_id, "inbound call established");
             if let Some(negotiated) = call.negotiated.clone() {
-                self.core.events.push_back(Event::Established { call: call_ref, negotiated });
+                self.core.events.push_back(Event::Established {
+                    call: call_ref,
+                    negotiated,
+                });
             }
         }
         self.core.reschedule_call(call);
@@ -434,11 +566,22 @@ impl Endpoint {
 }
 
 /// Starts a response to the call's INVITE with our To tag and Contact.
-pub(super) fn invite_response(core: &Core, call: &Call, status: u16, reason: &str) -> MessageBuilder {
+pub(super) fn invite_response(
+    core: &Core,
+    call: &Call,
+    status: u16,
+    reason: &str,
+) -> MessageBuilder {
     let Some(invite) = &call.invite else {
         return MessageBuilder::response(status, reason);
     };
-    let mut builder = response_to(invite, status, reason, Some(&call.dialog.local_tag), call.dialog.peer.addr);
+    let mut builder = response_to(
+        invite,
+        status,
+        reason,
+        Some(&call.dialog.local_tag),
+        call.dialog.peer.addr,
+    );
     if (101..300).contains(&status) {
         builder.header("Contact", format_args!("<{}>", call.dialog.local.uri()));
     }
@@ -462,7 +605,10 @@ fn send_provisional(core: &mut Core, now: Instant, call: &mut Call, status: u16,
     core.respond_invite(now, tx, status, data.clone());
     if call.require_100rel {
         let timers = core.config.timers;
-        call.reliable = Some((Retransmit::start(now, &timers, data, call.dialog.peer, false), call.rseq));
+        call.reliable = Some((
+            Retransmit::start(now, &timers, data, call.dialog.peer, false),
+            call.rseq,
+        ));
     }
     call.ringing = true;
     call.trying_at = None;
