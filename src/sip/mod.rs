@@ -11,6 +11,7 @@ mod error;
 pub mod message;
 pub mod metrics;
 pub mod sdp;
+mod server;
 pub mod transaction;
 
 pub use config::{SipConfig, TrunkConfig};
@@ -18,3 +19,8 @@ pub use endpoint::{
     AnswerError, CallEvent, CallRef, EndReason, Event, OutgoingInvite, TransferResult, Transport,
 };
 pub use error::SipError;
+pub use server::{
+    ActiveCall, CallControl, IncomingCall, OutgoingCall, OutgoingEvent, ServerCall, SipHandle,
+    SipServer, SipStats,
+};
+pub use access::TrunkInfo;

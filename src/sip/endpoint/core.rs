@@ -417,6 +417,15 @@ impl Endpoint {
         self.core.txs.len()
     }
 
+    /// Client transactions alive: requests of ours still waiting for a final response.
+    pub fn live_client_transactions(&self) -> usize {
+        self.core
+            .txs
+            .values()
+            .filter(|tx| matches!(tx, Tx::ClientInvite { .. } | Tx::ClientNonInvite { .. }))
+            .count()
+    }
+
     /// Handles of calls the application still sees as up.
     pub fn call_refs(&self) -> Vec<CallRef> {
         let mut refs: Vec<_> = self
