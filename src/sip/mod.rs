@@ -14,6 +14,7 @@ pub mod sdp;
 mod server;
 pub mod transaction;
 
+pub use access::TrunkInfo;
 pub use config::{SipConfig, TrunkConfig};
 pub use endpoint::{
     AnswerError, CallEvent, CallRef, EndReason, Event, OutgoingInvite, TransferResult, Transport,
@@ -23,4 +24,3 @@ pub use server::{
     ActiveCall, CallControl, IncomingCall, OutgoingCall, OutgoingEvent, ServerCall, SipHandle,
     SipServer, SipStats,
 };
-pub use access::TrunkInfo;

@@ -10,7 +10,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use voicegate::sip::sdp::{CodecName, LocalMedia};
 use voicegate::sip::{
-    CallEvent, IncomingCall, SipConfig, SipHandle, SipServer, SipStats, TrunkConfig, Transport,
+    CallEvent, IncomingCall, SipConfig, SipHandle, SipServer, SipStats, Transport, TrunkConfig,
 };
 
 /// How long a test waits for any one condition.
@@ -71,7 +71,9 @@ impl Harness {
 
     /// Starts a server with the given settings.
     pub async fn start_with(config: SipConfig, trunks: Vec<TrunkConfig>) -> Harness {
-        let (handle, mut incoming) = SipServer::start(&config, &trunks).await.expect("SIP server starts");
+        let (handle, mut incoming) = SipServer::start(&config, &trunks)
+            .await
+            .expect("SIP server starts");
         let records = Arc::new(Mutex::new(Vec::new()));
         let shared = records.clone();
         let task = tokio::spawn(async move {
@@ -84,7 +86,11 @@ impl Harness {
                 tokio::spawn(answer_call(call, shared.clone(), index));
             }
         });
-        Harness { handle, records, task }
+        Harness {
+            handle,
+            records,
+            task,
+        }
     }
 
     /// The server's address for `transport`.
@@ -100,7 +106,10 @@ impl Harness {
                 return;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("timed out waiting for {what}; records: {:#?}", self.records.lock().unwrap());
+                panic!(
+                    "timed out waiting for {what}; records: {:#?}",
+                    self.records.lock().unwrap()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -144,8 +153,14 @@ fn update(records: &Mutex<Vec<CallRecord>>, index: usize, change: impl FnOnce(&m
 /// answers and hangs up after half a second, anything else rings and answers.
 async fn answer_call(call: IncomingCall, records: Arc<Mutex<Vec<CallRecord>>>, index: usize) {
     let number = user_of(&call.request_uri);
-    let ip: IpAddr = if call.source.is_ipv6() { Ipv6Addr::LOCALHOST.into() } else { Ipv4Addr::LOCALHOST.into() };
-    let media = UdpSocket::bind(SocketAddr::new(ip, 0)).await.expect("media socket");
+    let ip: IpAddr = if call.source.is_ipv6() {
+        Ipv6Addr::LOCALHOST.into()
+    } else {
+        Ipv4Addr::LOCALHOST.into()
+    };
+    let media = UdpSocket::bind(SocketAddr::new(ip, 0))
+        .await
+        .expect("media socket");
     let port = media.local_addr().expect("media address").port();
     let packets = Arc::new(AtomicUsize::new(0));
     let counter = packets.clone();
@@ -184,7 +199,9 @@ async fn answer_call(call: IncomingCall, records: Arc<Mutex<Vec<CallRecord>>>, i
     let mut active = match server.answer(local).await {
         Ok(active) => active,
         Err(error) => {
-            update(&records, index, |r| r.answer_error = Some(error.to_string()));
+            update(&records, index, |r| {
+                r.answer_error = Some(error.to_string())
+            });
             rtp.abort();
             return;
         }

@@ -17,7 +17,9 @@ fn free_port() -> u16 {
 }
 
 fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp-scenarios").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sipp-scenarios")
+        .join(name)
 }
 
 /// Converts a recorded voice to 8 kHz mu-law, the format SIPp's rtp_stream plays.
@@ -44,9 +46,34 @@ pub async fn run_sipp(name: &str, number: &str, target: SocketAddr, transport: T
         .current_dir(dir.path())
         .arg("-sf")
         .arg(scenario(name))
-        .args(["-s", number, "-m", "1", "-l", "1", "-r", "1", "-i", "127.0.0.1"])
-        .args(["-p", &free_port().to_string(), "-mp", &media_port.to_string()])
-        .args(["-t", mode, "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err", "-trace_msg"])
+        .args([
+            "-s",
+            number,
+            "-m",
+            "1",
+            "-l",
+            "1",
+            "-r",
+            "1",
+            "-i",
+            "127.0.0.1",
+        ])
+        .args([
+            "-p",
+            &free_port().to_string(),
+            "-mp",
+            &media_port.to_string(),
+        ])
+        .args([
+            "-t",
+            mode,
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+            "-trace_msg",
+        ])
         .arg(target.to_string())
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -57,7 +84,11 @@ pub async fn run_sipp(name: &str, number: &str, target: SocketAddr, transport: T
         return;
     }
     let mut logs = String::new();
-    for entry in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir(dir.path())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with("errors.log") || name.ends_with("messages.log") {
             logs.push_str(&format!("--- {name}\n"));
@@ -67,7 +98,12 @@ pub async fn run_sipp(name: &str, number: &str, target: SocketAddr, transport: T
     panic!(
         "sipp {name} over {transport} failed ({}):\n{}\n{logs}",
         output.status,
-        String::from_utf8_lossy(&output.stdout).lines().rev().take(30).collect::<Vec<_>>().join("\n")
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -83,13 +119,26 @@ async fn run_both(name: &str, number: &str) -> Harness {
 async fn basic_call_with_rtp() {
     let harness = run_both("basic_call.xml", "+12025550100").await;
     harness
-        .wait_for("two ended calls", |r| r.len() == 2 && r.iter().all(|c| c.ended.is_some()))
+        .wait_for("two ended calls", |r| {
+            r.len() == 2 && r.iter().all(|c| c.ended.is_some())
+        })
         .await;
     for record in harness.records.lock().unwrap().iter() {
         assert!(record.established, "{record:?}");
-        let packets = record.rtp_packets.load(std::sync::atomic::Ordering::Relaxed);
-        assert!(packets >= 25, "only {packets} RTP packets reached the media socket");
-        assert!(record.ended.as_deref().unwrap_or_default().starts_with("remote hangup"));
+        let packets = record
+            .rtp_packets
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            packets >= 25,
+            "only {packets} RTP packets reached the media socket"
+        );
+        assert!(
+            record
+                .ended
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("remote hangup")
+        );
     }
     harness.wait_idle(IDLE).await;
     harness.stop().await;
@@ -98,8 +147,19 @@ async fn basic_call_with_rtp() {
 #[tokio::test]
 async fn cancel_while_ringing() {
     let harness = run_both("cancel_ringing.xml", "cancel").await;
-    harness.wait_for("two cancelled calls", |r| r.len() == 2 && r.iter().all(|c| c.cancelled)).await;
-    assert!(harness.records.lock().unwrap().iter().all(|c| !c.established));
+    harness
+        .wait_for("two cancelled calls", |r| {
+            r.len() == 2 && r.iter().all(|c| c.cancelled)
+        })
+        .await;
+    assert!(
+        harness
+            .records
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|c| !c.established)
+    );
     harness.wait_idle(IDLE).await;
     harness.stop().await;
 }
@@ -107,9 +167,17 @@ async fn cancel_while_ringing() {
 #[tokio::test]
 async fn hold_and_unhold() {
     let harness = run_both("hold_unhold.xml", "+12025550100").await;
-    harness.wait_for("two ended calls", |r| r.len() == 2 && r.iter().all(|c| c.ended.is_some())).await;
+    harness
+        .wait_for("two ended calls", |r| {
+            r.len() == 2 && r.iter().all(|c| c.ended.is_some())
+        })
+        .await;
     for record in harness.records.lock().unwrap().iter() {
-        let changes = record.events.iter().filter(|e| e.starts_with("MediaChanged")).count();
+        let changes = record
+            .events
+            .iter()
+            .filter(|e| e.starts_with("MediaChanged"))
+            .count();
         assert_eq!(changes, 2, "{record:?}");
         assert!(record.events[0].contains("RecvOnly"), "{record:?}");
         assert!(record.events[1].contains("SendRecv"), "{record:?}");
@@ -120,7 +188,11 @@ async fn hold_and_unhold() {
 #[tokio::test]
 async fn late_offer() {
     let harness = run_both("late_offer.xml", "+12025550100").await;
-    harness.wait_for("two ended calls", |r| r.len() == 2 && r.iter().all(|c| c.ended.is_some())).await;
+    harness
+        .wait_for("two ended calls", |r| {
+            r.len() == 2 && r.iter().all(|c| c.ended.is_some())
+        })
+        .await;
     for record in harness.records.lock().unwrap().iter() {
         assert!(record.late_offer && record.established, "{record:?}");
     }
@@ -130,30 +202,52 @@ async fn late_offer() {
 #[tokio::test]
 async fn options_keepalive() {
     let harness = run_both("options.xml", "keepalive").await;
-    assert!(harness.records.lock().unwrap().is_empty(), "OPTIONS starts no call");
+    assert!(
+        harness.records.lock().unwrap().is_empty(),
+        "OPTIONS starts no call"
+    );
     harness.stop().await;
 }
 
 #[tokio::test]
 async fn session_timer_refresh() {
     let harness = run_both("session_timer.xml", "+12025550100").await;
-    harness.wait_for("two ended calls", |r| r.len() == 2 && r.iter().all(|c| c.ended.is_some())).await;
+    harness
+        .wait_for("two ended calls", |r| {
+            r.len() == 2 && r.iter().all(|c| c.ended.is_some())
+        })
+        .await;
     harness.stop().await;
 }
 
 #[tokio::test]
 async fn reliable_provisional_and_prack() {
     let harness = run_both("prack.xml", "+12025550100").await;
-    harness.wait_for("two ended calls", |r| r.len() == 2 && r.iter().all(|c| c.ended.is_some())).await;
+    harness
+        .wait_for("two ended calls", |r| {
+            r.len() == 2 && r.iter().all(|c| c.ended.is_some())
+        })
+        .await;
     harness.stop().await;
 }
 
 #[tokio::test]
 async fn server_hangs_up() {
     let harness = run_both("server_bye.xml", "hangup").await;
-    harness.wait_for("two ended calls", |r| r.len() == 2 && r.iter().all(|c| c.ended.is_some())).await;
+    harness
+        .wait_for("two ended calls", |r| {
+            r.len() == 2 && r.iter().all(|c| c.ended.is_some())
+        })
+        .await;
     for record in harness.records.lock().unwrap().iter() {
-        assert!(record.ended.as_deref().unwrap_or_default().starts_with("local hangup"), "{record:?}");
+        assert!(
+            record
+                .ended
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("local hangup"),
+            "{record:?}"
+        );
     }
     harness.wait_idle(IDLE).await;
     harness.stop().await;

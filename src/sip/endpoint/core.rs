@@ -235,6 +235,7 @@ impl Endpoint {
             metrics::dropped("malformed");
             return;
         }
+        let from = response_destination(&reply.via, from);
         debug!(source = %from.addr, status = error.status, defect = error.defect, "rejected malformed request");
         metrics::rejected(error.status);
         let mut builder = response_to_rejected(&reply, error.status, error.defect, from.addr);
@@ -247,6 +248,7 @@ impl Endpoint {
     }
 
     fn on_request(&mut self, now: Instant, request: Request, from: Destination, local: SocketAddr) {
+        let from = response_destination(&request.via, from);
         if self.core.trunks.find(from.addr.ip()).is_none() {
             self.reject_unknown_source(now, &request, from);
             return;
@@ -452,6 +454,20 @@ impl Endpoint {
                 call.dialog.peer.connection = None;
             }
         }
+    }
+}
+
+/// Where responses to a request go (RFC 3261 §18.2.2, RFC 3581 §4): back over the stream it
+/// came on; over UDP to the source address when the top Via asks with `rport`, else to the
+/// source IP at the Via's sent-by port.
+fn response_destination(via: &crate::sip::message::Via, from: Destination) -> Destination {
+    if from.transport.is_reliable() || via.rport.is_some() {
+        return from;
+    }
+    let port = via.port.unwrap_or(5060);
+    Destination {
+        addr: SocketAddr::new(from.addr.ip(), port),
+        ..from
     }
 }
 

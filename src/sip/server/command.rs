@@ -75,7 +75,9 @@ pub enum Command {
         /// What to call.
         request: OutgoingInvite,
         /// Resolved with the call's events once the INVITE is sent.
-        reply: oneshot::Sender<Result<(CallRef, tokio::sync::mpsc::UnboundedReceiver<OutgoingEvent>), SipError>>,
+        reply: oneshot::Sender<
+            Result<(CallRef, tokio::sync::mpsc::UnboundedReceiver<OutgoingEvent>), SipError>,
+        >,
     },
     /// Cancel an outbound call.
     Cancel(CallRef),

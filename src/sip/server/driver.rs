@@ -15,11 +15,11 @@ use tracing::{debug, info, warn};
 use super::calls::{ActiveCall, CallControl, IncomingCall, OutgoingEvent, ServerCall};
 use super::command::{Command, SipStats};
 use super::tcp::{self, ConnectionCounter, Connections, TcpInput, TcpSettings};
+use crate::sip::endpoint::ConnectionId;
 use crate::sip::endpoint::{
-    AnswerError, CallEvent, CallRef, Destination, Endpoint, Event, Transmit, TransferResult,
+    AnswerError, CallEvent, CallRef, Destination, Endpoint, Event, TransferResult, Transmit,
     Transport,
 };
-use crate::sip::endpoint::ConnectionId;
 use crate::sip::message::{FramingError, parse_message, response_to_rejected};
 
 /// Datagrams read in one go before other work gets a turn.
@@ -67,7 +67,10 @@ impl Driver {
                 break;
             }
             let grace = self.shutdown.as_ref().map(|(_, until)| *until);
-            let deadline = [self.endpoint.poll_timeout(), grace].into_iter().flatten().min();
+            let deadline = [self.endpoint.poll_timeout(), grace]
+                .into_iter()
+                .flatten()
+                .min();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -113,7 +116,8 @@ impl Driver {
             addr: source,
             connection: None,
         };
-        self.endpoint.handle_message(Instant::now(), from, local, data);
+        self.endpoint
+            .handle_message(Instant::now(), from, local, data);
     }
 
     /// Reads datagrams already queued without waiting, then lets other work run.
@@ -140,7 +144,13 @@ impl Driver {
             return local;
         }
         let ip = *self.route_cache.entry(source.ip()).or_insert_with(|| {
-            let bind: SocketAddr = if source.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().unwrap_or(local);
+            let bind: SocketAddr = if source.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            }
+            .parse()
+            .unwrap_or(local);
             std::net::UdpSocket::bind(bind)
                 .and_then(|s| s.connect(source).and_then(|()| s.local_addr()))
                 .map(|a| a.ip())
@@ -152,8 +162,17 @@ impl Driver {
     fn on_tcp(&mut self, input: TcpInput) {
         let now = Instant::now();
         match input {
-            TcpInput::Opened { connection, peer, sender } => self.connections.insert(connection, peer, sender),
-            TcpInput::Message { connection, peer, local, data } => {
+            TcpInput::Opened {
+                connection,
+                peer,
+                sender,
+            } => self.connections.insert(connection, peer, sender),
+            TcpInput::Message {
+                connection,
+                peer,
+                local,
+                data,
+            } => {
                 let from = Destination {
                     transport: Transport::Tcp,
                     addr: peer,
@@ -163,9 +182,14 @@ impl Driver {
             }
             TcpInput::Ping(connection) => {
                 // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
-                self.connections.write_to(connection, Bytes::from_static(b"\r\n"));
+                self.connections
+                    .write_to(connection, Bytes::from_static(b"\r\n"));
             }
-            TcpInput::Broken { connection, peer, error } => {
+            TcpInput::Broken {
+                connection,
+                peer,
+                error,
+            } => {
                 warn!(%peer, defect = error.defect, "closing SIP TCP connection that cannot be framed");
                 self.reject_broken(connection, peer, &error);
                 self.connections.close(connection);
@@ -190,7 +214,8 @@ impl Driver {
         };
         if let Some(info) = parse.reply {
             let builder = response_to_rejected(&info, error.status, error.defect, peer);
-            self.connections.write_to(connection, Bytes::from(builder.finish_empty()));
+            self.connections
+                .write_to(connection, Bytes::from(builder.finish_empty()));
         }
     }
 
@@ -218,11 +243,16 @@ impl Driver {
                             let _ = socket.send_to(&data, destination.addr).await;
                         });
                     }
-                    Err(error) => debug!(%error, destination = %destination.addr, "UDP send failed"),
+                    Err(error) => {
+                        debug!(%error, destination = %destination.addr, "UDP send failed")
+                    }
                 }
             }
             Transport::Tcp => {
-                if !self.connections.write(destination.connection, destination.addr, data.clone()) {
+                if !self
+                    .connections
+                    .write(destination.connection, destination.addr, data.clone())
+                {
                     let (connection, sender) = tcp::connect(
                         destination.addr,
                         self.tcp_settings.clone(),
@@ -230,7 +260,8 @@ impl Driver {
                         self.tcp_input_tx.clone(),
                     );
                     let _ = sender.send(data);
-                    self.connections.insert(connection, destination.addr, sender);
+                    self.connections
+                        .insert(connection, destination.addr, sender);
                 }
             }
         }
@@ -259,12 +290,20 @@ impl Driver {
                     }
                 }
             }
-            Event::Progress { call, status, reason } => {
+            Event::Progress {
+                call,
+                status,
+                reason,
+            } => {
                 if let Some(sender) = self.slots.get(&call).and_then(|s| s.outgoing.as_ref()) {
                     let _ = sender.send(OutgoingEvent::Progress { status, reason });
                 }
             }
-            Event::Failed { call, status, reason } => {
+            Event::Failed {
+                call,
+                status,
+                reason,
+            } => {
                 if let Some(slot) = self.slots.remove(&call)
                     && let Some(sender) = slot.outgoing
                 {
@@ -280,8 +319,16 @@ impl Driver {
                     self.slots.remove(&call);
                 }
             }
-            Event::ReferDone { call, request, result } => {
-                if let Some(reply) = self.slots.get_mut(&call).and_then(|s| s.refers.remove(&request)) {
+            Event::ReferDone {
+                call,
+                request,
+                result,
+            } => {
+                if let Some(reply) = self
+                    .slots
+                    .get_mut(&call)
+                    .and_then(|s| s.refers.remove(&request))
+                {
                     let _ = reply.send(result);
                 }
             }
@@ -323,7 +370,13 @@ impl Driver {
             incoming.server.settled = true;
             self.slots.remove(&info.call);
             let headers = vec![("Retry-After".to_string(), "5".to_string())];
-            self.endpoint.reject(Instant::now(), info.call, 503, "Service Unavailable", &headers);
+            self.endpoint.reject(
+                Instant::now(),
+                info.call,
+                503,
+                "Service Unavailable",
+                &headers,
+            );
         }
     }
 
@@ -354,7 +407,12 @@ impl Driver {
         let now = Instant::now();
         match command {
             Command::Ring(call) => self.endpoint.ring(now, call),
-            Command::Reject { call, status, reason, headers } => {
+            Command::Reject {
+                call,
+                status,
+                reason,
+                headers,
+            } => {
                 self.slots.remove(&call);
                 self.endpoint.reject(now, call, status, &reason, &headers);
             }
@@ -368,7 +426,11 @@ impl Driver {
                 }
             },
             Command::Hangup { call, reason } => self.endpoint.hangup(now, call, &reason),
-            Command::Refer { call, target, reply } => {
+            Command::Refer {
+                call,
+                target,
+                reply,
+            } => {
                 self.next_refer += 1;
                 let id = self.next_refer;
                 if let Some(slot) = self.slots.get_mut(&call) {
@@ -376,11 +438,21 @@ impl Driver {
                 }
                 self.endpoint.refer(now, call, &target, id);
             }
-            Command::Dtmf { call, digit, duration_ms } => self.endpoint.send_dtmf(now, call, digit, duration_ms),
+            Command::Dtmf {
+                call,
+                digit,
+                duration_ms,
+            } => self.endpoint.send_dtmf(now, call, digit, duration_ms),
             Command::Invite { request, reply } => {
                 let result = self.endpoint.invite(now, request).map(|call| {
                     let (sender, events) = mpsc::unbounded_channel();
-                    self.slots.insert(call, CallSlot { outgoing: Some(sender), ..CallSlot::default() });
+                    self.slots.insert(
+                        call,
+                        CallSlot {
+                            outgoing: Some(sender),
+                            ..CallSlot::default()
+                        },
+                    );
                     (call, events)
                 });
                 let _ = reply.send(result);
@@ -399,7 +471,10 @@ impl Driver {
                 });
             }
             Command::Shutdown(done) => {
-                info!(calls = self.endpoint.live_calls(), "SIP shutdown: ending every call");
+                info!(
+                    calls = self.endpoint.live_calls(),
+                    "SIP shutdown: ending every call"
+                );
                 self.endpoint.set_draining(true);
                 self.endpoint.hangup_all(now);
                 self.shutdown = Some((done, now + SHUTDOWN_GRACE));
@@ -419,4 +494,3 @@ impl Driver {
         }
     }
 }
-

@@ -46,7 +46,11 @@ impl SipServer {
         let udp = match parse_addr("sip.udp", &config.udp)? {
             Some(addr) => {
                 let socket = bind_udp(addr)?;
-                let local = socket.local_addr().map_err(|source| SipError::Bind { transport: Transport::Udp, addr, source })?;
+                let local = socket.local_addr().map_err(|source| SipError::Bind {
+                    transport: Transport::Udp,
+                    addr,
+                    source,
+                })?;
                 local_addrs.push((Transport::Udp, local));
                 Some((Arc::new(socket), local))
             }
@@ -61,10 +65,23 @@ impl SipServer {
         if let Some(addr) = parse_addr("sip.tcp", &config.tcp)? {
             let listener = TcpListener::bind(addr)
                 .await
-                .map_err(|source| SipError::Bind { transport: Transport::Tcp, addr, source })?;
-            let local = listener.local_addr().map_err(|source| SipError::Bind { transport: Transport::Tcp, addr, source })?;
+                .map_err(|source| SipError::Bind {
+                    transport: Transport::Tcp,
+                    addr,
+                    source,
+                })?;
+            let local = listener.local_addr().map_err(|source| SipError::Bind {
+                transport: Transport::Tcp,
+                addr,
+                source,
+            })?;
             local_addrs.push((Transport::Tcp, local));
-            tokio::spawn(tcp::accept_loop(listener, tcp_settings.clone(), tcp_counter.clone(), tcp_input_tx.clone()));
+            tokio::spawn(tcp::accept_loop(
+                listener,
+                tcp_settings.clone(),
+                tcp_counter.clone(),
+                tcp_input_tx.clone(),
+            ));
         }
         for (transport, addr) in &local_addrs {
             endpoint.set_local_addr(*transport, *addr);
@@ -111,9 +128,14 @@ fn parse_addr(key: &'static str, value: &str) -> Result<Option<SocketAddr>, SipE
 
 /// Binds UDP with a large receive buffer, so bursts survive while the driver is busy.
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, SipError> {
-    let error = |source| SipError::Bind { transport: Transport::Udp, addr, source };
+    let error = |source| SipError::Bind {
+        transport: Transport::Udp,
+        addr,
+        source,
+    };
     let domain = socket2::Domain::for_address(addr);
-    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP)).map_err(error)?;
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
+        .map_err(error)?;
     if addr.is_ipv6() {
         // One socket per configured address; `[::]` should not also take IPv4.
         let _ = socket.set_only_v6(false);

@@ -106,13 +106,25 @@ pub async fn accept_loop(
         let connection = counter.next_id();
         let (sender, writes) = mpsc::unbounded_channel();
         if input
-            .send(TcpInput::Opened { connection, peer, sender })
+            .send(TcpInput::Opened {
+                connection,
+                peer,
+                sender,
+            })
             .is_err()
         {
             return;
         }
         let _ = stream.set_nodelay(true);
-        start_tasks(stream, connection, peer, writes, settings.clone(), counter.clone(), input.clone());
+        start_tasks(
+            stream,
+            connection,
+            peer,
+            writes,
+            settings.clone(),
+            counter.clone(),
+            input.clone(),
+        );
     }
 }
 
@@ -186,11 +198,20 @@ async fn read_loop(
         framer.push(&buffer[..read]);
         loop {
             let item = match framer.next_frame() {
-                Ok(Some(Frame::Message(data))) => TcpInput::Message { connection, peer, local, data },
+                Ok(Some(Frame::Message(data))) => TcpInput::Message {
+                    connection,
+                    peer,
+                    local,
+                    data,
+                },
                 Ok(Some(Frame::Ping)) => TcpInput::Ping(connection),
                 Ok(None) => break,
                 Err(error) => {
-                    let _ = input.send(TcpInput::Broken { connection, peer, error });
+                    let _ = input.send(TcpInput::Broken {
+                        connection,
+                        peer,
+                        error,
+                    });
                     return;
                 }
             };
@@ -219,7 +240,12 @@ pub struct Connections {
 
 impl Connections {
     /// Registers a connection.
-    pub fn insert(&mut self, connection: ConnectionId, peer: SocketAddr, sender: mpsc::UnboundedSender<Bytes>) {
+    pub fn insert(
+        &mut self,
+        connection: ConnectionId,
+        peer: SocketAddr,
+        sender: mpsc::UnboundedSender<Bytes>,
+    ) {
         self.writers.insert(connection, (peer, sender));
         self.by_peer.insert(peer, connection);
     }
