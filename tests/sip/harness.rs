@@ -149,8 +149,9 @@ fn update(records: &Mutex<Vec<CallRecord>>, index: usize, change: impl FnOnce(&m
     }
 }
 
-/// Answers one call according to the dialled number: `cancel` rings and waits, `hangup`
-/// answers and hangs up after half a second, anything else rings and answers.
+/// Answers one call according to the dialled number: `cancel` rings and waits, `hangup` and
+/// `hangup-slow` answer and hang up after half a second or two seconds, anything else rings
+/// and answers.
 async fn answer_call(call: IncomingCall, records: Arc<Mutex<Vec<CallRecord>>>, index: usize) {
     let number = user_of(&call.request_uri);
     let ip: IpAddr = if call.source.is_ipv6() {
@@ -207,10 +208,15 @@ async fn answer_call(call: IncomingCall, records: Arc<Mutex<Vec<CallRecord>>>, i
         }
     };
     update(&records, index, |r| r.established = true);
-    if number == "hangup" {
+    let hangup_after = match number.as_str() {
+        "hangup" => Some(Duration::from_millis(500)),
+        "hangup-slow" => Some(Duration::from_secs(2)),
+        _ => None,
+    };
+    if let Some(delay) = hangup_after {
         let control = active.control.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(delay).await;
             control.hangup("Q.850;cause=16;text=\"AI hangup\"");
         });
     }
