@@ -124,7 +124,7 @@ impl Peer {
         Some(String::from_utf8_lossy(&buffer[..length]).into_owned())
     }
 
-    /// The next message that is not 100 Trying.
+    /// Returns the next message that is not 100 Trying.
     async fn recv(&self) -> String {
         loop {
             let message = self
@@ -157,7 +157,7 @@ impl Peer {
     }
 }
 
-/// An ACK for a response with our server's tag, for fixtures that need one.
+/// Returns an ACK for a response with our server's tag, for fixtures that need one.
 fn ack_for(invite: &str, response: &str, branch: &str) -> String {
     let via = invite.lines().find(|l| l.starts_with("Via:")).expect("Via");
     let via = via.split(";branch=").next().unwrap_or(via);

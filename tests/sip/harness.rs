@@ -93,7 +93,7 @@ impl Harness {
         }
     }
 
-    /// The server's address for `transport`.
+    /// Returns the server's address for `transport`.
     pub fn addr(&self, transport: Transport) -> SocketAddr {
         self.handle.local_addr(transport).expect("listener bound")
     }
@@ -137,7 +137,7 @@ impl Harness {
     }
 }
 
-/// The user part of a SIP URI.
+/// Returns the user part of a SIP URI.
 fn user_of(uri: &str) -> String {
     let rest = uri.split_once(':').map_or(uri, |(_, rest)| rest);
     rest.split('@').next().unwrap_or_default().to_string()

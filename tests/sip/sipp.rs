@@ -10,7 +10,7 @@ use voicegate::sip::Transport;
 
 use super::harness::{Harness, IDLE};
 
-/// A port that was free a moment ago.
+/// Returns a port that was free a moment ago.
 fn free_port() -> u16 {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     socket.local_addr().expect("address").port()

@@ -51,7 +51,7 @@ pub enum DigestVerdict {
     Invalid,
 }
 
-/// What one trunk must authenticate with.
+/// The credentials one trunk must authenticate with.
 #[derive(Debug, Clone, Copy)]
 pub struct Credentials<'a> {
     /// Expected user name.
@@ -181,7 +181,7 @@ impl DigestAuth {
         format!("{millis:x}.{}", self.tag(millis))
     }
 
-    /// The issue time of a nonce we made, `None` when the nonce is not ours.
+    /// Returns the issue time of a nonce we made, `None` when the nonce is not ours.
     fn nonce_time(&self, nonce: &str) -> Option<Instant> {
         let (millis, tag) = nonce.split_once('.')?;
         let millis = u64::from_str_radix(millis, 16).ok()?;

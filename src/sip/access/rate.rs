@@ -14,7 +14,7 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    /// A full bucket.
+    /// Creates a full bucket.
     pub fn new(now: Instant, rate_per_sec: u32, burst: u32) -> Self {
         TokenBucket {
             rate: f64::from(rate_per_sec),
@@ -35,7 +35,7 @@ impl TokenBucket {
         }
     }
 
-    /// Whether the bucket has refilled completely, so forgetting it changes nothing.
+    /// Returns whether the bucket has refilled completely, so forgetting it changes nothing.
     pub fn is_full(&mut self, now: Instant) -> bool {
         self.refill(now);
         self.tokens >= self.burst

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use super::rate::TokenBucket;
 use crate::sip::TrunkConfig;
 
-/// What the call layer learns about the trunk a call came from.
+/// Trunk details handed to the call layer with each call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrunkInfo {
     /// `[[trunk]] name`.
@@ -24,7 +24,7 @@ pub struct TrunkInfo {
     pub strict_rtp_source: bool,
 }
 
-/// Why a new call from a trunk was refused.
+/// The limit a new call from a trunk exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitExceeded {
     /// `max_calls` calls are already up.
@@ -38,7 +38,7 @@ pub enum LimitExceeded {
 pub struct Trunk {
     /// The trunk's settings.
     pub config: TrunkConfig,
-    /// What calls report.
+    /// Details reported with each call.
     pub info: TrunkInfo,
     networks: Vec<IpNet>,
     active_calls: u32,
@@ -78,7 +78,7 @@ impl Trunk {
         self.networks.iter().any(|net| net.contains(&ip))
     }
 
-    /// Whether the trunk asks for digest authentication.
+    /// Returns whether the trunk asks for digest authentication.
     pub fn requires_auth(&self) -> bool {
         !self.config.username.is_empty()
     }
@@ -107,13 +107,13 @@ impl TrunkTable {
         }
     }
 
-    /// The trunk a source address belongs to. IPv4-mapped IPv6 addresses match IPv4 networks.
+    /// Returns the trunk a source address belongs to. IPv4-mapped IPv6 addresses match IPv4 networks.
     pub fn find(&self, ip: IpAddr) -> Option<TrunkId> {
         let ip = ip.to_canonical();
         self.trunks.iter().position(|t| t.contains(ip)).map(TrunkId)
     }
 
-    /// The trunk with `id`.
+    /// Returns the trunk with `id`.
     pub fn get(&self, id: TrunkId) -> Option<&Trunk> {
         self.trunks.get(id.0)
     }

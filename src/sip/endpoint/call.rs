@@ -14,7 +14,7 @@ use crate::sip::message::Request;
 use crate::sip::sdp::{LocalSession, NegotiatedMedia, SessionDescription};
 use crate::sip::transaction::TimerConfig;
 
-/// Which side of the INVITE we were.
+/// Our side of the INVITE transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// We answered the INVITE.
@@ -23,7 +23,7 @@ pub enum Role {
     Uac,
 }
 
-/// Where a call is in its life.
+/// Stage of a call's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Inbound: waiting for the application to ring, answer or reject.
@@ -46,7 +46,7 @@ pub enum Phase {
 pub struct Retransmit {
     /// The message.
     pub data: Bytes,
-    /// Where it goes.
+    /// Destination.
     pub destination: Destination,
     /// Next retransmission.
     pub next_at: Instant,
@@ -104,7 +104,7 @@ pub struct UacInvite {
     pub routes: Vec<String>,
     /// CSeq number.
     pub seq: u32,
-    /// Where the INVITE went.
+    /// Destination of the INVITE.
     pub destination: Destination,
     /// The INVITE's client transaction.
     pub tx: TxId,
@@ -126,7 +126,7 @@ pub struct Call {
     pub id: CallRef,
     /// Our side of the INVITE.
     pub role: Role,
-    /// Where the call is.
+    /// Stage of the call.
     pub phase: Phase,
     /// The dialog (early until the 2xx and its ACK).
     pub dialog: Dialog,
@@ -177,14 +177,14 @@ pub struct Call {
     pub cancel_wanted: bool,
     /// REFERs waiting for their outcome.
     pub refers: Vec<PendingRefer>,
-    /// The application was told the call ended.
+    /// The application was sent the Ended event.
     pub end_reported: bool,
     /// The call is counted in the live calls gauge.
     pub counted: bool,
 }
 
 impl Call {
-    /// A new call in `phase`.
+    /// Creates a call in `phase`.
     pub fn new(id: CallRef, role: Role, phase: Phase, dialog: Dialog, now: Instant) -> Call {
         Call {
             id,
@@ -219,7 +219,7 @@ impl Call {
         }
     }
 
-    /// The soonest of the call's own deadlines.
+    /// Returns the soonest of the call's own deadlines.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let ok = self.ok_retransmit.as_ref().map(|(r, _)| r.deadline());
         let reliable = self.reliable.as_ref().map(|(r, _)| r.deadline());
@@ -245,7 +245,7 @@ impl Call {
             .min()
     }
 
-    /// Whether the call is still up from the application's point of view.
+    /// Returns whether the call is still up from the application's point of view.
     pub fn is_live(&self) -> bool {
         self.phase != Phase::Ended
     }

@@ -35,7 +35,7 @@ use crate::sip::transaction::{
 /// Most distinct source addresses the per-source rate limit tracks at once.
 const MAX_TRACKED_SOURCES: usize = 65_536;
 
-/// What a client non-INVITE transaction was sent for.
+/// Purpose of a client non-INVITE transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     /// BYE ending the call.
@@ -60,7 +60,7 @@ pub enum Tx {
         tx: ServerInviteTx,
         /// Its key.
         key: ServerKey,
-        /// Where responses go.
+        /// Destination of responses.
         destination: Destination,
         /// The call it created or refreshes.
         call: Option<CallRef>,
@@ -78,7 +78,7 @@ pub enum Tx {
         tx: ClientInviteTx,
         /// Its key.
         key: ClientKey,
-        /// Where the request went.
+        /// Destination of the request.
         destination: Destination,
         /// The call.
         call: CallRef,
@@ -91,11 +91,11 @@ pub enum Tx {
         tx: ClientNonInviteTx,
         /// Its key.
         key: ClientKey,
-        /// Where the request went.
+        /// Destination of the request.
         destination: Destination,
         /// The call it belongs to.
         call: Option<CallRef>,
-        /// Why it was sent.
+        /// Purpose of the request.
         purpose: Purpose,
     },
 }
@@ -394,17 +394,17 @@ impl Endpoint {
         }
     }
 
-    /// The soonest deadline, if any.
+    /// Returns the soonest deadline, if any.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         self.core.schedule.next()
     }
 
-    /// The next message to send.
+    /// Returns the next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.core.transmits.pop_front()
     }
 
-    /// The next event for the driver.
+    /// Returns the next event for the driver.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.core.events.pop_front()
     }
@@ -440,7 +440,7 @@ impl Endpoint {
         refs
     }
 
-    /// The stream connection `connection` closed; responses will need a new one.
+    /// Forgets a closed stream connection, so later responses open a new one.
     pub fn connection_closed(&mut self, connection: ConnectionId) {
         for tx in self.core.txs.values_mut() {
             if let Tx::ServerInvite { destination, .. } = tx
@@ -493,7 +493,7 @@ fn warn_rate_limited(addr: SocketAddr) {
     }
 }
 
-/// True at most once per second per call site, so a flood cannot flood the log.
+/// Returns true at most once per second per call site, so a flood cannot flood the log.
 fn rate_limited_log(last: &std::sync::Mutex<Option<Instant>>) -> bool {
     let Ok(mut last) = last.lock() else {
         return false;
@@ -512,28 +512,28 @@ impl Core {
         self.transmits.push_back(Transmit { destination, data });
     }
 
-    /// A fresh identifier for a call or transaction.
+    /// Returns a fresh identifier for a call or transaction.
     pub fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
     }
 
-    /// A random tag (RFC 3261 §19.3: at least 32 bits of randomness).
+    /// Returns a random tag (RFC 3261 §19.3: at least 32 bits of randomness).
     pub fn new_tag(&mut self) -> String {
         format!("{:016x}", self.rng.random::<u64>())
     }
 
-    /// A random branch with the magic cookie (RFC 3261 §8.1.1.7).
+    /// Returns a random branch with the magic cookie (RFC 3261 §8.1.1.7).
     pub fn new_branch(&mut self) -> String {
         format!("z9hG4bK{:016x}", self.rng.random::<u64>())
     }
 
-    /// A random number below 2**31, for initial CSeq values and session ids.
+    /// Returns a random number below 2**31, for initial CSeq values and session ids.
     pub fn random_u31(&mut self) -> u32 {
         self.rng.random::<u32>() >> 1
     }
 
-    /// A random 64-bit value.
+    /// Returns a random 64-bit value.
     pub fn random_u64(&mut self) -> u64 {
         self.rng.random()
     }
@@ -661,7 +661,7 @@ impl Core {
         self.reschedule_tx(id);
     }
 
-    /// Whether the INVITE transaction has sent a final response.
+    /// Returns whether the INVITE transaction has sent a final response.
     pub fn invite_has_final(&self, id: TxId) -> bool {
         matches!(self.txs.get(&id), Some(Tx::ServerInvite { tx, .. }) if tx.has_final())
     }
@@ -783,7 +783,7 @@ impl Core {
             .map(|(_, addr)| *addr)
     }
 
-    /// A response answered a request of ours; look up its transaction.
+    /// Finds the client transaction a response belongs to.
     pub fn client_tx_for(&self, response: &Response) -> Option<TxId> {
         let key = ClientKey::of_response(response)?;
         self.client_keys.get(&key).copied()

@@ -28,7 +28,7 @@ impl LocalContact {
         }
     }
 
-    /// A Via value with `branch` and `rport` (RFC 3581 §3).
+    /// Returns a Via value with `branch` and `rport` (RFC 3581 §3).
     pub fn via(&self, branch: &str) -> String {
         format!(
             "SIP/2.0/{} {};branch={branch};rport",
@@ -65,7 +65,7 @@ pub struct Dialog {
 }
 
 impl Dialog {
-    /// The dialog a UAS creates when it answers `invite` (RFC 3261 §12.1.1).
+    /// Creates the dialog a UAS sets up when it answers `invite` (RFC 3261 §12.1.1).
     pub fn for_uas(
         invite: &Request,
         local_tag: String,
@@ -89,7 +89,7 @@ impl Dialog {
         }
     }
 
-    /// The dialog a UAC creates from a 2xx or 101-199 with a To tag (RFC 3261 §12.1.2). The
+    /// Creates the dialog a UAC sets up from a 2xx or 101-199 with a To tag (RFC 3261 §12.1.2). The
     /// route set is the Record-Route list reversed.
     pub fn for_uac(
         response: &Response,
@@ -174,7 +174,7 @@ impl Dialog {
         (first_uri.to_string(), routes)
     }
 
-    /// The first route, else the remote target, when it is an IP literal; else the address
+    /// Returns the first route, else the remote target, when it is an IP literal; else the address
     /// the peer's messages came from. NOTE: host names are not resolved (no DNS, RFC 3263).
     pub fn next_hop(&self) -> Destination {
         let uri = self
@@ -205,7 +205,7 @@ fn strip_brackets(value: &str) -> &str {
     inner.split('>').next().unwrap_or(inner)
 }
 
-/// The address of a SIP URI whose host is an IP literal, with its `transport` parameter.
+/// Returns the address of a SIP URI whose host is an IP literal, with its `transport` parameter.
 pub fn literal_address(uri: &str) -> Option<(SocketAddr, Option<Transport>)> {
     let uri = parse_uri(uri).ok()?;
     let ip = match &uri.host_with_port.host {
@@ -232,7 +232,7 @@ fn record_routes(message: &impl HeaderAccess) -> Vec<String> {
         .collect()
 }
 
-/// The URI of the first Contact, without angle brackets.
+/// Returns the URI of the first Contact, without angle brackets.
 pub fn contact_uri(message: &impl HeaderAccess) -> Option<String> {
     let value = message.header("Contact")?;
     let first = split_list(value).next()?;

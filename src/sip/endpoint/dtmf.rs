@@ -53,7 +53,7 @@ pub fn parse_info_dtmf(content_type: &str, body: &[u8]) -> Option<InfoDtmf> {
     }
 }
 
-/// The body and content type of an INFO that sends `digit`.
+/// Returns the body and content type of an INFO that sends `digit`.
 pub fn info_body(digit: char, duration_ms: u32) -> String {
     format!("Signal={digit}\r\nDuration={duration_ms}\r\n")
 }

@@ -19,7 +19,7 @@ use crate::sip::message::{HeaderAccess, Method, Request, response_to};
 use crate::sip::metrics;
 use crate::sip::sdp::{NegotiationError, SessionDescription};
 
-/// What the SDP in a re-INVITE or UPDATE led to.
+/// Outcome of the SDP in a re-INVITE or UPDATE.
 enum OfferOutcome {
     /// Our answer and the new media.
     Answered(String),
@@ -468,7 +468,7 @@ fn parse_rack(request: &Request) -> Option<(u32, u32, String)> {
     Some((rseq, cseq, method))
 }
 
-/// The status line of a `message/sipfrag` body (RFC 3420), such as `SIP/2.0 200 OK`.
+/// Returns the status line of a `message/sipfrag` body (RFC 3420), such as `SIP/2.0 200 OK`.
 fn sipfrag_status(body: &[u8]) -> Option<(u16, String)> {
     let text = std::str::from_utf8(body).ok()?;
     let line = text.lines().next()?.trim();

@@ -15,7 +15,7 @@ use super::uas::invite_response;
 use crate::sip::message::{Method, clean};
 use crate::sip::metrics;
 
-/// The value of a Reason header (RFC 3326) for `text`: kept when it already is one
+/// Returns the value of a Reason header (RFC 3326) for `text`: kept when it already is one
 /// (`Q.850;cause=102;text="RTP timeout"`), else wrapped as normal clearing (Q.850 cause 16).
 pub fn reason_header(text: &str) -> String {
     let lower = text.trim_start().to_ascii_lowercase();

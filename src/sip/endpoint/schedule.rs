@@ -46,7 +46,7 @@ impl Schedule {
         }
     }
 
-    /// The soonest live deadline.
+    /// Returns the soonest live deadline.
     pub fn next(&mut self) -> Option<Instant> {
         self.drop_stale();
         self.heap.peek().map(|Reverse((at, _))| *at)

@@ -109,13 +109,13 @@ impl SessionTimer {
         })
     }
 
-    /// The Session-Expires value for our response to the refresh or INVITE.
+    /// Returns the Session-Expires value for our response to the refresh or INVITE.
     pub fn response_value(&self) -> String {
         let refresher = if self.we_refresh { "uas" } else { "uac" };
         format!("{};refresher={refresher}", self.interval)
     }
 
-    /// The Session-Expires value for a refresh request we send (we are its UAC).
+    /// Returns the Session-Expires value for a refresh request we send (we are its UAC).
     pub fn request_value(&self) -> String {
         format!("{};refresher=uac", self.interval)
     }

@@ -19,12 +19,12 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// Whether the transport retransmits by itself, which turns off Timers A, E and G.
+    /// Returns whether the transport retransmits by itself, which turns off Timers A, E and G.
     pub fn is_reliable(self) -> bool {
         matches!(self, Transport::Tcp)
     }
 
-    /// The Via transport token.
+    /// Returns the Via transport token.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
@@ -54,7 +54,7 @@ impl fmt::Display for Transport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnectionId(pub u64);
 
-/// Where a message goes.
+/// Destination of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Destination {
     /// Transport to use.
@@ -136,7 +136,7 @@ pub enum AnswerError {
     Shutdown,
 }
 
-/// Why a call ended.
+/// Reason a call ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndReason {
     /// The peer sent BYE, with its Reason header if any.
@@ -180,7 +180,7 @@ pub struct TransferResult {
 }
 
 impl TransferResult {
-    /// Whether the transfer target answered.
+    /// Returns whether the transfer target answered.
     pub fn succeeded(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -204,7 +204,7 @@ pub enum CallEvent {
     Ended(EndReason),
 }
 
-/// What the endpoint reports to its driver.
+/// Event the endpoint reports to its driver.
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A new inbound call waits for ring, reject or answer.

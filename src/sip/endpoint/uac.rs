@@ -358,18 +358,29 @@ impl Endpoint {
         }
     }
 
-    /// A 2xx to our INVITE: confirm the dialog, send the ACK, take the answer.
+    /// Handles a 2xx to our INVITE: confirms the dialog, sends the ACK and takes the answer.
     fn on_invite_accepted(&mut self, now: Instant, call_ref: CallRef, response: &Response) {
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
         };
         if call.phase != Phase::Calling {
-            // A retransmitted 2xx gets the same ACK again (RFC 3261 §13.2.2.4); a 2xx from
-            // another fork would need its own ACK and BYE.
-            if response.to.tag.as_deref() == Some(call.dialog.remote_tag.as_str())
-                && let Some(ack) = call.ack.clone()
-            {
-                self.core.send(call.dialog.next_hop(), ack);
+            // RFC 3261 §13.2.2.4: a retransmitted 2xx gets the same ACK again; a 2xx from
+            // another fork gets its own ACK and an immediate BYE.
+            if response.to.tag.as_deref() == Some(call.dialog.remote_tag.as_str()) {
+                if let Some(ack) = call.ack.clone() {
+                    self.core.send(call.dialog.next_hop(), ack);
+                }
+            } else {
+                let fork = Dialog::for_uac(
+                    response,
+                    call.dialog.local_tag.clone(),
+                    call.dialog.local_party.clone(),
+                    call.dialog.local_seq,
+                    call.dialog.peer,
+                    call.dialog.local.clone(),
+                    &call.dialog.remote_target,
+                );
+                self.end_fork(now, fork, response.cseq.seq);
             }
             return;
         }
@@ -416,7 +427,29 @@ impl Endpoint {
         });
     }
 
-    /// A response to our re-INVITE (a session refresh).
+    /// Acknowledges and ends a dialog that a second fork of our INVITE created.
+    fn end_fork(&mut self, now: Instant, mut fork: Dialog, invite_seq: u32) {
+        let branch = self.core.new_branch();
+        let (ack, destination) = fork.request(&Method::Ack, invite_seq, &branch);
+        self.core.send(destination, Bytes::from(ack.finish_empty()));
+        let seq = fork.next_seq();
+        let branch = self.core.new_branch();
+        let (mut bye, destination) = fork.request(&Method::Bye, seq, &branch);
+        bye.header("Reason", "SIP;cause=200;text=\"call answered elsewhere\"");
+        let data = Bytes::from(bye.finish_empty());
+        debug!(call_id = %fork.call_id, "ending a second fork of our INVITE");
+        self.core.start_client_non_invite(
+            now,
+            &branch,
+            Method::Bye,
+            destination,
+            data,
+            None,
+            Purpose::Bye,
+        );
+    }
+
+    /// Handles a response to our re-INVITE (a session refresh).
     fn on_reinvite_response(&mut self, now: Instant, call_ref: CallRef, response: &Response) {
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
@@ -455,7 +488,7 @@ impl Endpoint {
         }
     }
 
-    /// A final response to a non-INVITE request of ours.
+    /// Handles a final response to a non-INVITE request of ours.
     fn on_non_invite_final(
         &mut self,
         now: Instant,
@@ -488,7 +521,7 @@ impl Endpoint {
         }
     }
 
-    /// A request of ours failed with `status` (408 for a timeout). 408 and 481 mean the
+    /// Handles a request of ours that failed with `status` (408 for a timeout). 408 and 481 mean the
     /// dialog is gone (RFC 3261 §12.2.1.2).
     pub(super) fn on_request_failed(
         &mut self,
@@ -591,7 +624,7 @@ fn branch_of(via: &str) -> String {
         .to_string()
 }
 
-/// The Request-URI and top Via of a request we serialized.
+/// Returns the Request-URI and top Via of a request we serialized.
 fn first_line_and_via(request: &[u8]) -> Option<(String, String)> {
     let text = std::str::from_utf8(request).ok()?;
     let mut lines = text.split("\r\n");

@@ -625,7 +625,7 @@ pub(super) fn add_session_timer(builder: &mut MessageBuilder, timer: Option<&Ses
     }
 }
 
-/// The tokens of Require we do not understand, comma-separated (RFC 3261 §8.2.2.3).
+/// Returns the tokens of Require we do not understand, comma-separated (RFC 3261 §8.2.2.3).
 fn unsupported_requirements(request: &Request) -> Option<String> {
     let unknown: Vec<&str> = request
         .headers_named("Require")
@@ -643,7 +643,7 @@ struct Rejection {
     headers: Vec<(&'static str, String)>,
 }
 
-/// The SDP offer of an INVITE: `None` for a late offer, a rejection for a bad body.
+/// Returns the SDP offer of an INVITE: `None` for a late offer, a rejection for a bad body.
 fn parse_offer(request: &Request) -> Result<Option<SessionDescription>, Rejection> {
     if request.body.is_empty() {
         return Ok(None);
@@ -667,7 +667,7 @@ fn parse_offer(request: &Request) -> Result<Option<SessionDescription>, Rejectio
         })
 }
 
-/// The URI inside a header value such as `<sip:+12025550100@host>;param`.
+/// Returns the URI inside a header value such as `<sip:+12025550100@host>;param`.
 fn uri_of(value: &str) -> Option<String> {
     let value = value.trim();
     let uri = match value.find('<') {

@@ -199,7 +199,7 @@ pub fn parse_uri(text: &str) -> Result<Uri, &'static str> {
     Ok(uri)
 }
 
-/// Whether the URI scheme is one voicegate accepts in a Request-URI.
+/// Returns whether the URI scheme is one voicegate accepts in a Request-URI.
 pub fn is_supported_scheme(uri: &Uri) -> bool {
     match &uri.scheme {
         Some(Scheme::Sip | Scheme::Sips) => true,
@@ -208,7 +208,7 @@ pub fn is_supported_scheme(uri: &Uri) -> bool {
     }
 }
 
-/// The user part of a SIP URI or the number of a tel URI.
+/// Returns the user part of a SIP URI or the number of a tel URI.
 pub fn uri_user(uri: &Uri) -> Option<&str> {
     match (&uri.scheme, &uri.host_with_port.host) {
         (Some(Scheme::Other(_)), Host::Domain(number)) => Some(number.0.as_str()),
@@ -216,7 +216,7 @@ pub fn uri_user(uri: &Uri) -> Option<&str> {
     }
 }
 
-/// Whether a URI carries the `lr` parameter (RFC 3261 §19.1.1).
+/// Returns whether a URI carries the `lr` parameter (RFC 3261 §19.1.1).
 pub fn is_loose_route(uri: &Uri) -> bool {
     uri.has_lr()
 }
@@ -313,7 +313,7 @@ fn split_first_item(text: &str) -> (&str, Option<&str>) {
     (text, None)
 }
 
-/// Whether a comma-separated token list (Supported, Require, Allow) contains `token`.
+/// Returns whether a comma-separated token list (Supported, Require, Allow) contains `token`.
 pub fn list_contains(value: &str, token: &str) -> bool {
     value
         .split(',')

@@ -62,7 +62,7 @@ impl Method {
         Some(method)
     }
 
-    /// The method name as written on the wire.
+    /// Returns the method name as written on the wire.
     pub fn as_str(&self) -> &str {
         match self {
             Method::Invite => "INVITE",
@@ -90,12 +90,12 @@ impl fmt::Display for Method {
     }
 }
 
-/// Whether `text` is a non-empty RFC 3261 §25.1 token.
+/// Returns whether `text` is a non-empty RFC 3261 §25.1 token.
 pub fn is_token(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(is_token_byte)
 }
 
-/// Whether `byte` may appear in an RFC 3261 §25.1 token.
+/// Returns whether `byte` may appear in an RFC 3261 §25.1 token.
 pub fn is_token_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&byte)
 }

@@ -161,7 +161,7 @@ fn named<'a>(headers: &'a [RawHeader], long: &'a str, short: &'a str) -> Vec<&'a
         .collect()
 }
 
-/// The single value of a header that must appear exactly once.
+/// Returns the single value of a header that must appear exactly once.
 fn single<'a>(
     headers: &'a [RawHeader],
     long: &'a str,

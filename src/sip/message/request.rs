@@ -71,7 +71,7 @@ pub trait HeaderAccess {
     /// Every header of the message.
     fn header_list(&self) -> &Headers;
 
-    /// The value of the first header called `name` (compact forms are already expanded).
+    /// Returns the value of the first header called `name` (compact forms are already expanded).
     fn header(&self, name: &str) -> Option<&str> {
         self.header_list()
             .iter()
@@ -79,7 +79,7 @@ pub trait HeaderAccess {
             .map(Header::value)
     }
 
-    /// The values of every header called `name`, in order.
+    /// Returns the values of every header called `name`, in order.
     fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.header_list()
             .iter()
@@ -87,12 +87,12 @@ pub trait HeaderAccess {
             .map(Header::value)
     }
 
-    /// Whether any header called `name` lists `token` (for Supported, Require, Allow).
+    /// Returns whether any header called `name` lists `token` (for Supported, Require, Allow).
     fn has_token(&self, name: &str, token: &str) -> bool {
         self.headers_named(name).any(|v| list_contains(v, token))
     }
 
-    /// The Content-Type without parameters, lower case.
+    /// Returns the Content-Type without parameters, lower case.
     fn content_type(&self) -> Option<String> {
         let value = self.header("Content-Type")?;
         let media = value.split(';').next().unwrap_or_default().trim();
@@ -113,14 +113,14 @@ impl HeaderAccess for Response {
 }
 
 impl Request {
-    /// Whether the body is an SDP description.
+    /// Returns whether the body is an SDP description.
     pub fn has_sdp(&self) -> bool {
         !self.body.is_empty() && self.content_type().as_deref() == Some("application/sdp")
     }
 }
 
 impl Response {
-    /// Whether the body is an SDP description.
+    /// Returns whether the body is an SDP description.
     pub fn has_sdp(&self) -> bool {
         !self.body.is_empty() && self.content_type().as_deref() == Some("application/sdp")
     }

@@ -154,7 +154,7 @@ fn write_vias<'a>(
     }
 }
 
-/// The top Via with `received` (RFC 3261 §18.2.1) and a filled `rport` (RFC 3581 §4).
+/// Returns the top Via with `received` (RFC 3261 §18.2.1) and a filled `rport` (RFC 3581 §4).
 pub fn top_via_with_source(via: &Via, source: SocketAddr) -> String {
     let mut parts = via.raw.split(';');
     let mut text = parts.next().unwrap_or_default().trim_end().to_string();

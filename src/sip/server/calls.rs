@@ -199,7 +199,7 @@ pub struct OutgoingCall {
 }
 
 impl OutgoingCall {
-    /// The next progress event, the answer or the failure; `None` after the last.
+    /// Returns the next progress event, the answer or the failure; `None` after the last.
     pub async fn next(&mut self) -> Option<OutgoingEvent> {
         self.events.recv().await
     }

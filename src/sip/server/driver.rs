@@ -134,7 +134,7 @@ impl Driver {
         }
     }
 
-    /// The address to write into Via and Contact for a peer: the listening address, or when
+    /// Returns the address to write into Via and Contact for a peer: the listening address, or when
     /// listening on an unspecified address, the local address the kernel routes to it from.
     fn local_for(&mut self, source: SocketAddr) -> SocketAddr {
         let Some(local) = self.udp_local else {
@@ -482,7 +482,7 @@ impl Driver {
         }
     }
 
-    /// A shutdown is done when every transaction our BYEs started has ended, or the grace
+    /// Returns a shutdown is done when every transaction our BYEs started has ended, or the grace
     /// period passed.
     fn shutdown_finished(&self) -> bool {
         match &self.shutdown {

@@ -155,12 +155,12 @@ pub struct SipHandle {
 }
 
 impl SipHandle {
-    /// The bound listener addresses (useful when the config asked for port 0).
+    /// Returns the bound listener addresses (useful when the config asked for port 0).
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
         self.local_addrs.as_ref().clone()
     }
 
-    /// The bound address of one transport.
+    /// Returns the bound address of one transport.
     pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
         self.local_addrs
             .iter()

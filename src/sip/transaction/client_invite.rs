@@ -67,7 +67,7 @@ impl ClientInviteTx {
         self.state
     }
 
-    /// The INVITE as sent, for building CANCEL and ACK.
+    /// Returns the INVITE as sent, for building CANCEL and ACK.
     pub fn request(&self) -> &Bytes {
         &self.request
     }
@@ -108,7 +108,7 @@ impl ClientInviteTx {
         self.ack = Some(ack);
     }
 
-    /// The soonest timer, if any.
+    /// Returns the soonest timer, if any.
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
         let a = self.timer_a.map(|(at, _)| (at, Timer::A));
         [a, self.deadline]

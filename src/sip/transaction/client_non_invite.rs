@@ -78,7 +78,7 @@ impl ClientNonInviteTx {
         }
     }
 
-    /// The soonest timer, if any.
+    /// Returns the soonest timer, if any.
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
         let e = self.timer_e.map(|(at, _)| (at, Timer::E));
         [e, self.deadline]

@@ -16,7 +16,7 @@ pub struct ServerKey {
 }
 
 impl ServerKey {
-    /// The key of the transaction `request` belongs to. ACK maps to the INVITE transaction.
+    /// Returns the key of the transaction `request` belongs to. ACK maps to the INVITE transaction.
     pub fn of(request: &Request) -> ServerKey {
         let method = match request.method {
             Method::Ack => Method::Invite,
@@ -25,7 +25,7 @@ impl ServerKey {
         Self::with_method(request, method)
     }
 
-    /// The key of the INVITE transaction a CANCEL refers to (§9.2).
+    /// Returns the key of the INVITE transaction a CANCEL refers to (§9.2).
     pub fn invite_of_cancel(cancel: &Request) -> ServerKey {
         Self::with_method(cancel, Method::Invite)
     }
@@ -49,7 +49,7 @@ impl ServerKey {
         }
     }
 
-    /// The branch part of the key.
+    /// Returns the branch part of the key.
     pub fn branch(&self) -> &str {
         &self.branch
     }

@@ -102,12 +102,12 @@ impl ServerInviteTx {
         }
     }
 
-    /// Whether a final response has been sent.
+    /// Returns whether a final response has been sent.
     pub fn has_final(&self) -> bool {
         self.state != ServerInviteState::Proceeding
     }
 
-    /// The soonest timer, if any.
+    /// Returns the soonest timer, if any.
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
         let g = self.timer_g.map(|(at, _)| (at, Timer::G));
         [g, self.deadline]

@@ -44,12 +44,12 @@ impl ServerNonInviteTx {
         }
     }
 
-    /// Whether the final response was sent.
+    /// Returns whether the final response was sent.
     pub fn is_completed(&self) -> bool {
         self.completed
     }
 
-    /// Whether Timer J fired.
+    /// Returns whether Timer J fired.
     pub fn is_terminated(&self) -> bool {
         self.terminated
     }
@@ -59,7 +59,7 @@ impl ServerNonInviteTx {
         self.last_response.clone()
     }
 
-    /// The pending Timer J.
+    /// Returns the pending Timer J.
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
         self.timer_j.map(|at| (at, Timer::J))
     }

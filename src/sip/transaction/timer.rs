@@ -83,7 +83,7 @@ impl TimerConfig {
         }
     }
 
-    /// The retransmission interval after `current`, doubled and capped at T2.
+    /// Returns the retransmission interval after `current`, doubled and capped at T2.
     pub fn backoff(&self, current: Duration) -> Duration {
         (current * 2).min(self.t2)
     }
