@@ -147,8 +147,11 @@ pub struct TrunkConfig {
     pub username: String,
     /// Digest password.
     pub password: String,
-    /// Digest realm; empty uses the node's host.
+    /// Digest realm; empty uses `voicegate`.
     pub realm: String,
+    /// Challenge with 407 and Proxy-Authenticate instead of 401 and WWW-Authenticate, for
+    /// trunks that only answer proxy challenges.
+    pub proxy_auth: bool,
     /// Concurrent calls allowed from this trunk; 0 means no limit.
     pub max_calls: u32,
     /// New calls per second allowed from this trunk; 0 means no limit.
@@ -172,6 +175,7 @@ impl Default for TrunkConfig {
             username: String::new(),
             password: String::new(),
             realm: String::new(),
+            proxy_auth: false,
             max_calls: 0,
             max_cps: 0,
             default_country: "1".into(),

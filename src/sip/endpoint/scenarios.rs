@@ -980,6 +980,51 @@ fn digest_challenge_and_retry() {
 }
 
 #[test]
+fn proxy_challenge_and_stale_nonce() {
+    let trunk = TrunkConfig {
+        username: "trunk1".into(),
+        password: "secret".into(),
+        proxy_auth: true,
+        ..TrunkConfig::default()
+    };
+    let mut h = Harness::with(config(), vec![trunk]);
+    h.receive(&invite("proxy", "z9hG4bK-p1", "", OFFER));
+    let sent = h.take_sent();
+    assert_eq!(statuses(&sent), vec![407]);
+    let challenge = sent[0]
+        .lines()
+        .filter_map(|l| l.strip_prefix("Proxy-Authenticate: "))
+        .find(|c| c.contains("MD5"))
+        .expect("MD5 challenge")
+        .to_string();
+    assert!(challenge.contains("realm=\"voicegate\""));
+    let nonce = challenge
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+
+    let md5 = |s: String| hex::encode(<md5::Md5 as sha2::Digest>::digest(s.as_bytes()));
+    let uri = "sip:+12025550100@127.0.0.1:5060";
+    let ha1 = md5("trunk1:voicegate:secret".into());
+    let ha2 = md5(format!("INVITE:{uri}"));
+    let response = md5(format!("{ha1}:{nonce}:{ha2}"));
+    let credentials = format!(
+        "Proxy-Authorization: Digest username=\"trunk1\", realm=\"voicegate\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\"\r\n"
+    );
+    // Past nonce_secs the same correct digest gets a fresh challenge marked stale.
+    h.advance(Duration::from_secs(301));
+    h.take_sent();
+    h.receive(&invite("proxy-late", "z9hG4bK-p2", &credentials, OFFER));
+    let sent = h.take_sent();
+    assert_eq!(statuses(&sent), vec![407]);
+    assert!(sent[0].contains("stale=true"), "{}", sent[0]);
+    assert!(h.take_events().is_empty());
+}
+
+#[test]
 fn draining_and_trunk_limits() {
     let trunk = TrunkConfig {
         max_calls: 1,

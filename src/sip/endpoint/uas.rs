@@ -231,15 +231,17 @@ impl Endpoint {
         if verdict == DigestVerdict::Invalid {
             debug!(source = %from.addr, "digest credentials did not verify");
         }
+        let (status, reason, header) = if trunk.config.proxy_auth {
+            (407, "Proxy Authentication Required", "Proxy-Authenticate")
+        } else {
+            (401, "Unauthorized", "WWW-Authenticate")
+        };
         let challenges = self
             .core
             .digest
             .challenges(now, &realm, verdict == DigestVerdict::Stale);
-        let headers: Vec<(&str, &str)> = challenges
-            .iter()
-            .map(|c| ("WWW-Authenticate", c.as_str()))
-            .collect();
-        self.reject_invite(now, request, from, 401, "Unauthorized", &headers);
+        let headers: Vec<(&str, &str)> = challenges.iter().map(|c| (header, c.as_str())).collect();
+        self.reject_invite(now, request, from, status, reason, &headers);
         false
     }
 
