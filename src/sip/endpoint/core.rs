@@ -202,7 +202,11 @@ impl Endpoint {
                 metrics::MESSAGES_RECEIVED
                     .with_label_values(&["request"])
                     .inc();
-                if !self.core.source_limiter.try_take(now, &from.addr.ip()) {
+                // Requests inside a dialog we hold are never throttled, so a flood from a
+                // trunk's address cannot cut its established calls.
+                if !self.in_known_dialog(&request)
+                    && !self.core.source_limiter.try_take(now, &from.addr.ip())
+                {
                     metrics::dropped("source_rate");
                     warn_rate_limited(from.addr);
                     return;
@@ -286,6 +290,15 @@ impl Endpoint {
             }
             Method::Ack | Method::Cancel => {}
         }
+    }
+
+    fn in_known_dialog(&self, request: &Request) -> bool {
+        let Some(tag) = &request.to.tag else {
+            return false;
+        };
+        self.core
+            .dialogs
+            .contains_key(&(request.call_id.clone(), tag.clone()))
     }
 
     fn reject_unknown_source(&mut self, now: Instant, request: &Request, from: Destination) {

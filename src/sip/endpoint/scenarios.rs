@@ -1364,3 +1364,39 @@ fn same_seed_same_bytes() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn flood_does_not_cut_established_calls() {
+    let sip = SipConfig {
+        source_rate_per_sec: 5,
+        ..config()
+    };
+    let mut h = Harness::with(sip, vec![TrunkConfig::default()]);
+    let (call, tag) = h.establish("kept");
+    for n in 0..20 {
+        h.receive(&invite(
+            &format!("flood-{n}"),
+            &format!("z9hG4bK-f{n}"),
+            "",
+            OFFER,
+        ));
+    }
+    let offered = h.take_events().len();
+    assert!(offered <= 4, "{offered} flood INVITEs got through");
+    h.take_sent();
+    h.receive(&in_dialog(
+        "BYE",
+        "kept",
+        &tag,
+        2,
+        "z9hG4bK-kept-bye",
+        "",
+        "",
+    ));
+    assert_eq!(statuses(&h.take_sent()), vec![200]);
+    assert!(
+        h.take_events()
+            .iter()
+            .any(|e| matches!(e, Event::Call { call: c, .. } if *c == call))
+    );
+}
