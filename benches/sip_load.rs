@@ -75,10 +75,14 @@ fn retransmissions(output: &str) -> u64 {
         .take_while(|line| !line.contains("Call Length") && !line.starts_with('-'))
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let arrow = fields
+            let arrow = fields.iter().position(|f| f.contains("--"))?;
+            // After the arrow: an optional RTD marker, then Messages, then Retrans.
+            let mut numbers = fields
+                .get(arrow + 1..)?
                 .iter()
-                .position(|f| f.contains("--") || f.contains("<-") || f.contains("->"))?;
-            fields.get(arrow + 2)?.parse::<u64>().ok()
+                .filter_map(|f| f.parse::<u64>().ok());
+            numbers.next()?;
+            numbers.next()
         })
         .sum()
 }
@@ -124,6 +128,9 @@ async fn run_step(target: std::net::SocketAddr, rate: u32, seconds: u32) -> Step
         };
     };
     let text = String::from_utf8_lossy(&output.stdout);
+    if std::env::var_os("SIP_LOAD_VERBOSE").is_some() {
+        println!("{text}");
+    }
     Step {
         rate,
         successful: summary_value(&text, "Successful call"),

@@ -2,7 +2,9 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{IntCounterVec, IntGauge, register_int_counter_vec, register_int_gauge};
+use prometheus::{
+    IntCounter, IntCounterVec, IntGauge, register_int_counter_vec, register_int_gauge,
+};
 
 // Each metric is registered once, by its LazyLock, under a constant valid name, so
 // registration cannot fail.
@@ -81,4 +83,28 @@ pub fn rejected(status: u16) {
     REQUESTS_REJECTED
         .with_label_values(&[status.to_string().as_str()])
         .inc();
+}
+
+/// Counters resolved once for the labels every call uses, because `with_label_values` hashes
+/// the labels and takes a lock on each use.
+static REQUESTS_RECEIVED: LazyLock<IntCounter> =
+    LazyLock::new(|| MESSAGES_RECEIVED.with_label_values(&["request"]));
+static RESPONSES_RECEIVED: LazyLock<IntCounter> =
+    LazyLock::new(|| MESSAGES_RECEIVED.with_label_values(&["response"]));
+static INBOUND_CALLS: LazyLock<IntCounter> =
+    LazyLock::new(|| CALLS_STARTED.with_label_values(&["inbound"]));
+
+/// Counts a received request.
+pub fn request_received() {
+    REQUESTS_RECEIVED.inc();
+}
+
+/// Counts a received response.
+pub fn response_received() {
+    RESPONSES_RECEIVED.inc();
+}
+
+/// Counts an inbound call offered to the application.
+pub fn inbound_call() {
+    INBOUND_CALLS.inc();
 }

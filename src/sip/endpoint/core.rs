@@ -199,9 +199,7 @@ impl Endpoint {
     ) {
         match parse_message(data, self.core.config.max_message_size) {
             Ok(Message::Request(request)) => {
-                metrics::MESSAGES_RECEIVED
-                    .with_label_values(&["request"])
-                    .inc();
+                metrics::request_received();
                 // Requests inside a dialog we hold are never throttled, so a flood from a
                 // trunk's address cannot cut its established calls.
                 if !self.in_known_dialog(&request)
@@ -215,9 +213,7 @@ impl Endpoint {
                 self.on_request(now, request, from, local);
             }
             Ok(Message::Response(response)) => {
-                metrics::MESSAGES_RECEIVED
-                    .with_label_values(&["response"])
-                    .inc();
+                metrics::response_received();
                 trace!(status = response.status, source = %from.addr, "response received");
                 self.on_response(now, response);
             }

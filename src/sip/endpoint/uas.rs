@@ -187,7 +187,7 @@ impl Endpoint {
         call.invite = Some(request);
         self.core.reschedule_call(&call);
         self.calls.insert(id, call);
-        metrics::CALLS_STARTED.with_label_values(&["inbound"]).inc();
+        metrics::inbound_call();
         metrics::CALLS_ACTIVE.inc();
         self.core
             .events

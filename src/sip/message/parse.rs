@@ -52,10 +52,10 @@ impl ParseError {
     }
 }
 
-/// One header line after unfolding.
-struct RawHeader {
-    name: String,
-    value: String,
+/// One header line after unfolding; it borrows the message unless folding joined lines.
+struct RawHeader<'a> {
+    name: &'a str,
+    value: Cow<'a, str>,
 }
 
 /// Parses one message. `data` is a whole datagram, or one message cut from a stream by
@@ -115,15 +115,16 @@ fn split_head(data: &[u8]) -> Option<(&[u8], &[u8])> {
 /// but keeps collecting, so a rejection can still copy Via, From, To, Call-ID and CSeq.
 fn collect_headers<'a>(
     lines: impl Iterator<Item = &'a str>,
-) -> (Vec<RawHeader>, Option<&'static str>) {
-    let mut headers: Vec<RawHeader> = Vec::new();
+) -> (Vec<RawHeader<'a>>, Option<&'static str>) {
+    let mut headers: Vec<RawHeader<'a>> = Vec::with_capacity(16);
     let mut defect = None;
     for line in lines {
         if line.starts_with([' ', '\t']) {
             match headers.last_mut() {
                 Some(last) => {
-                    last.value.push(' ');
-                    last.value.push_str(line.trim());
+                    let value = last.value.to_mut();
+                    value.push(' ');
+                    value.push_str(line.trim());
                 }
                 None => defect = defect.or(Some("Continuation Line Without Header")),
             }
@@ -146,44 +147,50 @@ fn collect_headers<'a>(
             defect = defect.or(Some("Control Character In Header"));
         }
         headers.push(RawHeader {
-            name: name.to_string(),
-            value: value.trim().to_string(),
+            name,
+            value: Cow::Borrowed(value.trim()),
         });
     }
     (headers, defect)
 }
 
-fn named<'a>(headers: &'a [RawHeader], long: &'a str, short: &'a str) -> Vec<&'a str> {
+fn named<'a, 'b>(
+    headers: &'b [RawHeader<'a>],
+    long: &'b str,
+    short: &'b str,
+) -> impl Iterator<Item = &'b str> + 'b {
     headers
         .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case(long) || h.name.eq_ignore_ascii_case(short))
-        .map(|h| h.value.as_str())
-        .collect()
+        .filter(move |h| h.name.eq_ignore_ascii_case(long) || h.name.eq_ignore_ascii_case(short))
+        .map(|h| h.value.as_ref())
 }
 
-/// Returns the single value of a header that must appear exactly once.
-fn single<'a>(
-    headers: &'a [RawHeader],
-    long: &'a str,
-    short: &'a str,
+/// The single value of a header that must appear exactly once.
+fn single<'b>(
+    headers: &'b [RawHeader<'_>],
+    long: &'b str,
+    short: &'b str,
     missing: &'static str,
     duplicate: &'static str,
-) -> Result<&'a str, &'static str> {
-    match named(headers, long, short).as_slice() {
-        [] => Err(missing),
-        [one] => Ok(one),
-        _ => Err(duplicate),
+) -> Result<&'b str, &'static str> {
+    let mut values = named(headers, long, short);
+    let first = values.next().ok_or(missing)?;
+    if values.next().is_some() {
+        return Err(duplicate);
     }
+    Ok(first)
 }
 
 /// Checks Content-Length against the bytes present and cuts the body (RFC 3261 §18.3, §20.14).
-fn frame_body<'a>(headers: &[RawHeader], body: &'a [u8]) -> Result<&'a [u8], &'static str> {
-    let values = named(headers, "Content-Length", "l");
-    let length = match values.as_slice() {
-        [] => return Ok(body),
-        [one] => parse_length(one).ok_or("Invalid Content-Length")?,
-        _ => return Err("Duplicate Content-Length"),
+fn frame_body<'a>(headers: &[RawHeader<'_>], body: &'a [u8]) -> Result<&'a [u8], &'static str> {
+    let mut values = named(headers, "Content-Length", "l");
+    let Some(value) = values.next() else {
+        return Ok(body);
     };
+    if values.next().is_some() {
+        return Err("Duplicate Content-Length");
+    }
+    let length = parse_length(value).ok_or("Invalid Content-Length")?;
     if length > body.len() {
         return Err("Content-Length Exceeds Body");
     }
@@ -208,10 +215,16 @@ struct Core {
     cseq: CSeq,
 }
 
-fn parse_core(headers: &[RawHeader]) -> Result<Core, &'static str> {
-    let via_values = named(headers, "Via", "v");
-    let top = via_values.first().ok_or("Missing Via Header")?;
-    let via = Via::parse(top).map_err(|_| "Invalid Via Header")?;
+fn parse_core(headers: &[RawHeader<'_>], via: Option<Via>) -> Result<Core, &'static str> {
+    let via = match via {
+        Some(via) => via,
+        None => {
+            let top = named(headers, "Via", "v")
+                .next()
+                .ok_or("Missing Via Header")?;
+            Via::parse(top).map_err(|_| "Invalid Via Header")?
+        }
+    };
     let from = single(
         headers,
         "From",
@@ -238,11 +251,11 @@ fn parse_core(headers: &[RawHeader]) -> Result<Core, &'static str> {
         ("Content-Type", "c", "Duplicate Content-Type"),
         ("Max-Forwards", "Max-Forwards", "Duplicate Max-Forwards"),
     ] {
-        if named(headers, long, short).len() > 1 {
+        if named(headers, long, short).nth(1).is_some() {
             return Err(duplicate);
         }
     }
-    if let Some(value) = named(headers, "Max-Forwards", "Max-Forwards").first() {
+    if let Some(value) = named(headers, "Max-Forwards", "Max-Forwards").next() {
         // RFC 3261 §20.22 with the 0-255 range of RFC 4475 §3.1.2.4.
         let valid = value.len() <= 3 && value.parse::<u16>().is_ok_and(|v| v <= 255);
         if !valid {
@@ -258,10 +271,10 @@ fn parse_core(headers: &[RawHeader]) -> Result<Core, &'static str> {
     })
 }
 
-fn into_headers(raw: Vec<RawHeader>) -> Headers {
+fn into_headers(raw: Vec<RawHeader<'_>>) -> Headers {
     let list = raw
         .into_iter()
-        .map(|h| make_header(&h.name, h.value))
+        .map(|h| make_header(h.name, h.value.into_owned()))
         .collect::<Vec<_>>();
     Headers::from(list)
 }
@@ -269,15 +282,15 @@ fn into_headers(raw: Vec<RawHeader>) -> Headers {
 /// A request start line and headers on the way to a [`Request`] or a rejection.
 struct RequestParts<'a> {
     start_line: &'a str,
-    headers: Vec<RawHeader>,
+    headers: Vec<RawHeader<'a>>,
     via: Option<Via>,
     method: Option<Method>,
 }
 
 impl<'a> RequestParts<'a> {
-    fn new(start_line: &'a str, headers: Vec<RawHeader>) -> Self {
+    fn new(start_line: &'a str, headers: Vec<RawHeader<'a>>) -> Self {
         let via = named(&headers, "Via", "v")
-            .first()
+            .next()
             .and_then(|v| Via::parse(v).ok());
         let method = start_line.split(' ').next().and_then(Method::from_token);
         RequestParts {
@@ -335,7 +348,7 @@ impl<'a> RequestParts<'a> {
             }
             Err(_) => return Err(self.reject(400, "Invalid Request-URI")),
         };
-        let core = match parse_core(&self.headers) {
+        let core = match parse_core(&self.headers, self.via.clone()) {
             Ok(core) => core,
             Err(defect) => return Err(self.reject(400, defect)),
         };
@@ -387,7 +400,7 @@ impl<'a> RequestParts<'a> {
 
 fn parse_response(
     status_line: &str,
-    headers: Vec<RawHeader>,
+    headers: Vec<RawHeader<'_>>,
     body: &[u8],
     defect: Option<&'static str>,
 ) -> Result<Response, ParseError> {
@@ -403,7 +416,7 @@ fn parse_response(
         Ok(status @ 100..=699) if code.len() == 3 => status,
         _ => return Err(ParseError::drop("Invalid Status Code")),
     };
-    let core = parse_core(&headers).map_err(ParseError::drop)?;
+    let core = parse_core(&headers, None).map_err(ParseError::drop)?;
     let body = frame_body(&headers, body)
         .map_err(ParseError::drop)?
         .to_vec();
