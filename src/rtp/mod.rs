@@ -10,6 +10,7 @@ mod config;
 mod extension;
 mod ids;
 mod packet;
+mod source;
 mod stats;
 
 pub use classify::{Datagram, classify};
@@ -17,4 +18,5 @@ pub use config::RtpConfig;
 pub use extension::{ExtensionElement, ExtensionElements, HeaderExtension, ONE_BYTE_PROFILE};
 pub use ids::{ExtSeq, Pt, SeqNo, Ssrc, ts_delta};
 pub use packet::{BuildError, PacketError, RTP_HEADER_LEN, RTP_VERSION, RtpHeader, RtpPacket};
+pub use source::{LossReport, MAX_DROPOUT, MAX_MISORDER, MIN_SEQUENTIAL, SeqOutcome, Source};
 pub use stats::{DropCounts, DropReason};
