@@ -9,6 +9,7 @@ mod classify;
 mod config;
 mod extension;
 mod ids;
+mod jitter;
 mod packet;
 mod source;
 mod stats;
@@ -17,6 +18,10 @@ pub use classify::{Datagram, classify};
 pub use config::RtpConfig;
 pub use extension::{ExtensionElement, ExtensionElements, HeaderExtension, ONE_BYTE_PROFILE};
 pub use ids::{ExtSeq, Pt, SeqNo, Ssrc, ts_delta};
+pub use jitter::{
+    DelayEstimator, FecSource, Incoming, JitterBuffer, JitterConfig, JitterStats, PayloadKind,
+    PlayoutItem, PlayoutPacket,
+};
 pub use packet::{BuildError, PacketError, RTP_HEADER_LEN, RTP_VERSION, RtpHeader, RtpPacket};
 pub use source::{LossReport, MAX_DROPOUT, MAX_MISORDER, MIN_SEQUENTIAL, SeqOutcome, Source};
 pub use stats::{DropCounts, DropReason};
