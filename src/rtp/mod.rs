@@ -7,6 +7,7 @@
 
 mod classify;
 mod config;
+mod dtmf;
 mod extension;
 mod ids;
 mod jitter;
@@ -16,6 +17,10 @@ mod stats;
 
 pub use classify::{Datagram, classify};
 pub use config::RtpConfig;
+pub use dtmf::{
+    DtmfEvent, DtmfReceiver, END_PACKETS, EVENT_PAYLOAD_LEN, EventError, EventGenerator,
+    TelephoneEvent, digit_to_event, event_to_digit,
+};
 pub use extension::{ExtensionElement, ExtensionElements, HeaderExtension, ONE_BYTE_PROFILE};
 pub use ids::{ExtSeq, Pt, SeqNo, Ssrc, ts_delta};
 pub use jitter::{
