@@ -12,6 +12,7 @@ mod extension;
 mod ids;
 mod jitter;
 mod packet;
+mod sender;
 mod source;
 mod stats;
 
@@ -28,5 +29,6 @@ pub use jitter::{
     PlayoutItem, PlayoutPacket,
 };
 pub use packet::{BuildError, PacketError, RTP_HEADER_LEN, RTP_VERSION, RtpHeader, RtpPacket};
+pub use sender::{RtpSender, SenderCounts};
 pub use source::{LossReport, MAX_DROPOUT, MAX_MISORDER, MIN_SEQUENTIAL, SeqOutcome, Source};
 pub use stats::{DropCounts, DropReason};
