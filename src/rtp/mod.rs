@@ -14,6 +14,7 @@ mod jitter;
 mod latch;
 mod packet;
 mod port;
+pub mod rtcp;
 mod sender;
 mod source;
 mod stats;
