@@ -12,10 +12,12 @@ mod extension;
 mod ids;
 mod jitter;
 mod latch;
+mod metrics;
 mod packet;
 mod port;
 pub mod rtcp;
 mod sender;
+mod session;
 mod source;
 mod stats;
 
@@ -35,5 +37,9 @@ pub use latch::{Latch, LatchConfig, LatchVerdict, PlayedStream};
 pub use packet::{BuildError, PacketError, RTP_HEADER_LEN, RTP_VERSION, RtpHeader, RtpPacket};
 pub use port::{PortAllocator, PortError, PortLease};
 pub use sender::{RtpSender, SenderCounts};
+pub use session::{
+    DurationFn, PayloadRole, PayloadTable, Received, RtpSession, SessionConfig, SessionEvent,
+    g711_duration,
+};
 pub use source::{LossReport, MAX_DROPOUT, MAX_MISORDER, MIN_SEQUENTIAL, SeqOutcome, Source};
-pub use stats::{DropCounts, DropReason};
+pub use stats::{DropCounts, DropReason, ReceiveStats, SourceStats};

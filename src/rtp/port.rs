@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::config::RtpConfig;
+use super::metrics::METRICS;
 
 /// Why no port could be allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -149,7 +150,11 @@ impl PortAllocator {
     pub fn allocate(&self, now: Instant) -> Result<PortLease, PortError> {
         let mut pool = self.pool.lock();
         pool.settle(now);
-        match pool.take() {
+        let taken = pool.take();
+        METRICS
+            .ports_in_use
+            .set((pool.in_use - pool.dropped.len()) as i64);
+        match taken {
             Some(slot) => Ok(PortLease {
                 port: pool.port_of(slot),
                 slot,
@@ -209,14 +214,22 @@ impl PortLease {
     /// never earlier.
     pub fn release(mut self, now: Instant) {
         self.released = true;
-        self.pool.lock().rest(self.slot, now);
+        let mut pool = self.pool.lock();
+        pool.rest(self.slot, now);
+        METRICS
+            .ports_in_use
+            .set((pool.in_use - pool.dropped.len()) as i64);
     }
 }
 
 impl Drop for PortLease {
     fn drop(&mut self) {
         if !self.released {
-            self.pool.lock().dropped.push(self.slot);
+            let mut pool = self.pool.lock();
+            pool.dropped.push(self.slot);
+            METRICS
+                .ports_in_use
+                .set((pool.in_use - pool.dropped.len()) as i64);
         }
     }
 }

@@ -90,6 +90,12 @@ impl RtpSender {
         self.ssrc
     }
 
+    /// Changes our SSRC, after a collision with the peer's (RFC 3550 §8.2). Sequence numbers
+    /// and timestamps continue.
+    pub fn set_ssrc(&mut self, ssrc: Ssrc) {
+        self.ssrc = ssrc;
+    }
+
     /// RTP clock rate.
     pub fn clock_rate(&self) -> u32 {
         self.clock_rate
