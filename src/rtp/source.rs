@@ -144,6 +144,10 @@ impl Source {
     }
 
     fn update_probation(&mut self, seq: SeqNo, next_index: u64, now: Instant) -> SeqOutcome {
+        if seq.0 == self.max_seq && self.probation < MIN_SEQUENTIAL {
+            self.duplicates += 1;
+            return SeqOutcome::Duplicate;
+        }
         if seq.0 != self.max_seq.wrapping_add(1) {
             self.probation = MIN_SEQUENTIAL - 1;
             self.max_seq = seq.0;
@@ -417,6 +421,14 @@ mod tests {
         assert_eq!(feed.source.received(), 3);
         assert_eq!(feed.source.expected(), 3);
         assert_eq!(feed.source.lost(), 0);
+    }
+
+    #[test]
+    fn duplicate_in_probation_is_detected() {
+        let mut feed = Feed::new(300);
+        assert_eq!(feed.push(300), SeqOutcome::Probation);
+        assert_eq!(feed.push(300), SeqOutcome::Duplicate);
+        assert_eq!(feed.push(301), SeqOutcome::Validated(ExtSeq(1)));
     }
 
     #[test]

@@ -473,7 +473,8 @@ impl JitterBuffer {
     }
 
     /// Tracks the shortest time a packet waited in the buffer over a window of deliveries, and
-    /// asks for one packet to be dropped when even that exceeds the target by a packet.
+    /// asks for one packet to be dropped when even that exceeds the target by a packet and a
+    /// tick.
     fn measure_wait(&mut self, now: Instant, arrival: Instant) {
         let wait = now.saturating_duration_since(arrival);
         self.shortest_wait = Some(self.shortest_wait.map_or(wait, |w| w.min(wait)));
@@ -481,8 +482,10 @@ impl JitterBuffer {
         if self.window_deliveries < WAIT_WINDOW {
             return;
         }
+        // Packets play on tick boundaries, so a wait up to one tick above the target is only
+        // rounding.
         let packet = self.duration_of_samples(self.clock.map_or(0, |c| c.last_duration));
-        let limit = self.delay.target(now) + packet;
+        let limit = self.delay.target(now) + packet + self.config.tick;
         self.shrink = self.shortest_wait.is_some_and(|w| w > limit);
         self.shortest_wait = None;
         self.window_deliveries = 0;
