@@ -81,6 +81,8 @@ pub struct Latch {
     advertised: Option<SocketAddr>,
     latched: Option<SocketAddr>,
     window_until: Option<Instant>,
+    /// A re-INVITE opened the window: the next packet sets the latch, from wherever it comes.
+    relearn: bool,
     last_accepted: Option<Instant>,
     run: Option<Run>,
     foreign: u64,
@@ -96,6 +98,7 @@ impl Latch {
             advertised,
             latched: None,
             window_until: Some(now + config.window),
+            relearn: false,
             last_accepted: None,
             run: None,
             foreign: 0,
@@ -108,6 +111,7 @@ impl Latch {
     pub fn open_window(&mut self, now: Instant, advertised: Option<SocketAddr>) {
         self.advertised = advertised;
         self.window_until = Some(now + self.config.window);
+        self.relearn = true;
         self.run = None;
     }
 
@@ -130,11 +134,13 @@ impl Latch {
         if self.latched == Some(from) {
             self.last_accepted = Some(now);
             self.run = None;
+            // The peer stayed where it was: the window has done its job.
+            self.close_window();
             return LatchVerdict::Accept;
         }
         if self.may_learn(now, from) {
             self.move_to(now, from, "learned");
-            self.window_until = None;
+            self.close_window();
             return LatchVerdict::Accept;
         }
         if self.extend_run(now, from, ssrc, seq, played) {
@@ -149,18 +155,19 @@ impl Latch {
         }
     }
 
-    /// Whether a packet from `from` may take the latch at once: inside an open learning window,
-    /// or from the SDP address while nothing is latched.
+    /// Whether a packet from `from` may take the latch at once: the first packet inside an
+    /// open learning window, or one from the SDP address while nothing is latched.
     fn may_learn(&self, now: Instant, from: SocketAddr) -> bool {
         let window_open = self.window_until.is_some_and(|until| now <= until);
-        if window_open && self.latched.is_none() {
-            return true;
-        }
-        if window_open && self.advertised == Some(from) {
-            // A re-INVITE announced this address: believe it.
+        if window_open && (self.latched.is_none() || self.relearn) {
             return true;
         }
         self.latched.is_none() && self.advertised == Some(from)
+    }
+
+    fn close_window(&mut self) {
+        self.window_until = None;
+        self.relearn = false;
     }
 
     /// Counts a packet towards a re-latch run; returns true when the run is complete.

@@ -96,6 +96,9 @@ struct Clock {
     anchor_ts: u32,
     last_duration: u32,
     silent: bool,
+    /// Silence played by underruns since the last packet, in timestamp units. When the packets
+    /// that should have filled it turn out lost, that silence already took their place.
+    underrun_samples: u32,
 }
 
 /// Adaptive jitter buffer for one received audio stream. See the module documentation for
@@ -225,6 +228,11 @@ impl JitterBuffer {
         }
         self.skip_placeholders();
         self.catch_up_if_behind(now);
+        self.pop_due(now)
+    }
+
+    /// Picks the item for `now` once the clock runs and placeholders are skipped.
+    fn pop_due(&mut self, now: Instant) -> PlayoutItem<'_> {
         let Some(clock) = self.clock else {
             return PlayoutItem::Nothing;
         };
@@ -251,6 +259,7 @@ impl JitterBuffer {
             anchor_ts: head.timestamp,
             last_duration: default_duration.max(1),
             silent: false,
+            underrun_samples: 0,
         });
         true
     }
@@ -322,6 +331,7 @@ impl JitterBuffer {
             clock.anchor_at = now + self.config.tick;
             clock.anchor_ts = clock.next_ts;
             clock.silent = true;
+            clock.underrun_samples = clock.underrun_samples.saturating_add(tick);
         }
         PlayoutItem::Silence {
             samples: tick,
@@ -411,6 +421,7 @@ impl JitterBuffer {
 
         clock.last_duration = duration;
         clock.silent = false;
+        clock.underrun_samples = 0;
         self.comfort_noise = None;
         self.measure_wait(now, entry.arrival);
         let new_source = self.last_ssrc != Some(entry.ssrc);
@@ -434,8 +445,10 @@ impl JitterBuffer {
         let (Some(mut clock), Some(head)) = (self.clock, self.entries.front()) else {
             return PlayoutItem::Nothing;
         };
-        let missing = head.index - clock.next_index;
-        let gap = ts_delta(head.timestamp, clock.next_ts);
+        let (head_index, head_ts, head_arrival) = (head.index, head.timestamp, head.arrival);
+        let head_is_audio = head.kind == PayloadKind::Audio;
+        let missing = head_index - clock.next_index;
+        let gap = ts_delta(head_ts, clock.next_ts);
         let per_packet = if gap > 0 {
             gap as u32 / missing as u32
         } else {
@@ -447,11 +460,12 @@ impl JitterBuffer {
             // The sequence and timestamp gaps disagree (a discontinuity inside the loss):
             // conceal one packet and restart the clock at the next packet that arrived.
             let planned = self.deadline(&clock, clock.next_ts);
-            clock.next_index = head.index;
-            clock.next_ts = head.timestamp;
-            clock.anchor_ts = head.timestamp;
-            clock.anchor_at = (head.arrival + self.delay.target(now)).max(planned);
+            clock.next_index = head_index;
+            clock.next_ts = head_ts;
+            clock.anchor_ts = head_ts;
+            clock.anchor_at = (head_arrival + self.delay.target(now)).max(planned);
             clock.silent = false;
+            clock.underrun_samples = 0;
             self.clock = Some(clock);
             self.stats.reanchors += 1;
             return PlayoutItem::Lost {
@@ -460,15 +474,31 @@ impl JitterBuffer {
             };
         }
 
+        if clock.underrun_samples >= per_packet {
+            // Underruns already played silence where this packet belonged: count it lost, but
+            // take its slot back instead of concealing it a second time.
+            clock.underrun_samples -= per_packet;
+            clock.next_index += 1;
+            clock.next_ts = clock.next_ts.wrapping_add(per_packet);
+            let slot = self.duration_of_samples(per_packet);
+            clock.anchor_at = clock.anchor_at.checked_sub(slot).unwrap_or(clock.anchor_at);
+            self.clock = Some(clock);
+            return self.pop_due(now);
+        }
+
         let samples = if missing == 1 { gap as u32 } else { per_packet };
         clock.next_index += 1;
         clock.next_ts = clock.next_ts.wrapping_add(samples);
         clock.silent = false;
         self.clock = Some(clock);
-        let fec = (missing == 1 && head.kind == PayloadKind::Audio).then(|| FecSource {
-            pt: head.pt,
-            payload: &head.payload,
-        });
+        let fec = if missing == 1 && head_is_audio {
+            self.entries.front().map(|head| FecSource {
+                pt: head.pt,
+                payload: &head.payload,
+            })
+        } else {
+            None
+        };
         PlayoutItem::Lost { samples, fec }
     }
 

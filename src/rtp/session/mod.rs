@@ -32,7 +32,7 @@ use super::config::RtpConfig;
 use super::dtmf::{DtmfEvent, DtmfReceiver};
 use super::ids::{Pt, SeqNo, Ssrc};
 use super::jitter::{JitterBuffer, JitterConfig, PlayoutItem};
-use super::latch::{Latch, LatchConfig};
+use super::latch::{Latch, LatchConfig, PlayedStream};
 use super::rtcp::{MinInterval, NtpClock, PeerReport, PeerReports, RtcpScheduler};
 use super::sender::RtpSender;
 use super::source::Source;
@@ -181,6 +181,8 @@ pub struct RtpSession {
     rtcp_mux: bool,
     advertised_rtcp: Option<SocketAddr>,
     latch: Latch,
+    /// The stream last accepted from the latched address.
+    latched_stream: Option<PlayedStream>,
     sources: Vec<Tracked>,
     active: Option<Ssrc>,
     next_index: u64,
@@ -218,6 +220,7 @@ impl RtpSession {
             rtcp_mux: config.rtcp_mux,
             advertised_rtcp: config.advertised_rtcp,
             latch: Latch::new(config.latch, config.advertised, now),
+            latched_stream: None,
             sources: Vec::new(),
             active: None,
             next_index: 0,

@@ -73,9 +73,13 @@ impl RtpSession {
             return self.drop_packet(DropReason::UnknownPayloadType);
         };
 
-        let played = self.played_stream();
-        if self.latch.check(now, from, fields.ssrc, fields.seq, played) == LatchVerdict::Reject {
-            return self.drop_packet(DropReason::ForeignAddress);
+        match self
+            .latch
+            .check(now, from, fields.ssrc, fields.seq, self.latched_stream)
+        {
+            LatchVerdict::Reject => return self.drop_packet(DropReason::ForeignAddress),
+            LatchVerdict::Accept => self.note_latched_stream(fields),
+            LatchVerdict::AcceptForeign => {}
         }
         if fields.ssrc == self.sender.ssrc() {
             self.resolve_collision();
@@ -84,13 +88,19 @@ impl RtpSession {
         self.track(fields, Some(role))
     }
 
-    fn played_stream(&self) -> Option<PlayedStream> {
-        let ssrc = self.active?;
-        let tracked = self.sources.iter().find(|t| t.source.ssrc() == ssrc)?;
-        Some(PlayedStream {
-            ssrc,
-            highest_seq: ExtSeq(tracked.source.extended_max()).seq(),
-        })
+    /// Remembers the stream from the latched address, which a re-latch run must continue. In
+    /// lenient mode foreign media may be played, but it never becomes this stream.
+    fn note_latched_stream(&mut self, fields: Fields<'_>) {
+        let newer = match self.latched_stream {
+            Some(stream) if stream.ssrc == fields.ssrc => fields.seq.delta(stream.highest_seq) > 0,
+            _ => true,
+        };
+        if newer {
+            self.latched_stream = Some(PlayedStream {
+                ssrc: fields.ssrc,
+                highest_seq: fields.seq,
+            });
+        }
     }
 
     /// RFC 3550 §8.2: the peer sends with our SSRC, so pick a new one for our stream.
