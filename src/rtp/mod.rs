@@ -9,6 +9,7 @@ mod classify;
 mod config;
 mod dtmf;
 mod extension;
+mod fuzzing;
 mod ids;
 mod jitter;
 mod latch;
@@ -28,6 +29,7 @@ pub use dtmf::{
     TelephoneEvent, digit_to_event, event_to_digit,
 };
 pub use extension::{ExtensionElement, ExtensionElements, HeaderExtension, ONE_BYTE_PROFILE};
+pub use fuzzing::parse_everything;
 pub use ids::{ExtSeq, Pt, SeqNo, Ssrc, ts_delta};
 pub use jitter::{
     DelayEstimator, FecSource, Incoming, JitterBuffer, JitterConfig, JitterStats, PayloadKind,
