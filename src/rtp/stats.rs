@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::ids::Ssrc;
 
-/// Why a datagram received on an RTP port was not played.
+/// Reason a datagram received on an RTP port was not played.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
     /// Not a well-formed RTP packet: truncated header, CSRC list or extension, or bad padding.
@@ -21,7 +21,7 @@ pub enum DropReason {
     RtcpWithoutMux,
     /// An RTP header with no payload (NAT keepalive).
     Keepalive,
-    /// A payload type that was not negotiated for this call (RFC 3550 §5.1 says to ignore it).
+    /// A payload type that was not negotiated for this call (RFC 3550 §5.1 requires ignoring it).
     UnknownPayloadType,
     /// Sent from an address other than the latched peer.
     ForeignAddress,

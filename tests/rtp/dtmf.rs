@@ -10,9 +10,9 @@ use crate::harness::{Arrival, Call, addr, audio, rtp};
 const PEER: &str = "127.0.0.1:44000";
 const SSRC: u32 = 0x5151_0001;
 
-/// The packets of one key press as a sender makes them: updates every `step` units, three end
-/// packets, all at timestamp `ts`, with sequence numbers from `seq`, one every 20 ms from
-/// `at_ms`.
+/// Builds the packets of one key press as a sender makes them. Updates come every `step`
+/// units, then three end packets, all at timestamp `ts` with sequence numbers from `seq`, one
+/// every 20 ms from `at_ms`.
 fn press(event: u8, pt: u8, ts: u32, seq: u16, at_ms: u64, total: u32, step: u32) -> Vec<Arrival> {
     let mut generator = EventGenerator::new(event, 10, total, step);
     let mut arrivals = Vec::new();

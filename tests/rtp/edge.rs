@@ -11,7 +11,7 @@ const SSRC: u32 = 0xC0FF_EE01;
 const FIRST_SEQ: u16 = 5000;
 const FIRST_TS: u32 = 800_000;
 
-/// The fixed header with `first` as its first byte and `second` (marker and PT) as its second.
+/// Builds the fixed header with `first` as its first byte and `second` (marker and PT) next.
 fn header(first: u8, second: u8, seq: u16) -> Vec<u8> {
     let ts = FIRST_TS + 160 * u32::from(seq - FIRST_SEQ);
     let mut bytes = vec![first, second];
@@ -26,7 +26,7 @@ fn with_payload(mut bytes: Vec<u8>, seq: u16) -> Vec<u8> {
     bytes
 }
 
-/// The packets of the table, in sequence order, each with its arrival slot.
+/// Builds the packets of the table in sequence order, each with its arrival time.
 fn table() -> Vec<(char, u64, Vec<u8>)> {
     let mut a = with_payload(header(0xA0, 0x00, 5000), 5000);
     a.extend_from_slice(&[0, 0, 0, 4]);

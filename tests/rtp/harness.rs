@@ -11,7 +11,7 @@ use voicegate::rtp::{
 
 pub const TICK_MS: u64 = 20;
 
-/// The peer's real address in the scenarios (only a value: nothing is sent anywhere).
+/// Parses a test address. Addresses are only values here, because nothing is sent anywhere.
 pub fn addr(text: &str) -> SocketAddr {
     text.parse().expect("test address")
 }
@@ -65,7 +65,7 @@ pub fn rtp(ssrc: u32, seq: u16, ts: u32, pt: u8, marker: bool, payload: &[u8]) -
     out
 }
 
-/// A 160-byte PCMU payload whose first bytes carry the sequence number and SSRC, so that the
+/// Builds a PCMU payload whose first bytes carry the sequence number and SSRC, so that the
 /// test can tell which packet was played.
 pub fn tagged_payload(ssrc: u32, seq: u16, len: usize) -> Vec<u8> {
     let mut payload = vec![0xFF; len.max(8)];
@@ -76,7 +76,7 @@ pub fn tagged_payload(ssrc: u32, seq: u16, len: usize) -> Vec<u8> {
     payload
 }
 
-/// A tagged 20 ms PCMU packet.
+/// Builds a tagged 20 ms PCMU packet.
 pub fn audio(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
     rtp(ssrc, seq, ts, 0, false, &tagged_payload(ssrc, seq, 160))
 }
@@ -97,7 +97,7 @@ pub struct Call {
 }
 
 impl Call {
-    /// A PCMU call with telephone-event 101/8000 and CN, strict latching, SDP address given.
+    /// Creates a PCMU call with telephone-event 101/8000, CN, strict latching and the SDP address.
     pub fn pcmu(advertised: Option<SocketAddr>) -> Self {
         let payloads = PayloadTable::new()
             .with_audio(Pt(0), 8000, Some(g711_duration))
@@ -196,7 +196,7 @@ impl Call {
         }
     }
 
-    /// Every packet played, in order.
+    /// Returns every packet played, in order.
     pub fn played(&self) -> Vec<Played> {
         self.outputs
             .iter()
@@ -220,8 +220,8 @@ impl Call {
             .count()
     }
 
-    /// Longest run of ticks between `from_ms` and `to_ms` that played no packet and no
-    /// previously decoded audio (a loss, a silence, or nothing after a finished packet).
+    /// Returns the maximum run of ticks between `from_ms` and `to_ms` that played no new packet
+    /// (a loss, a silence, or nothing after a finished packet), in ms.
     pub fn longest_gap_ms(&self, from_ms: u64, to_ms: u64) -> u64 {
         let mut longest = 0;
         let mut current = 0;
@@ -240,8 +240,8 @@ impl Call {
     }
 }
 
-/// A 20 ms stream of tagged PCMU packets from `from`: `count` packets from `seq`/`ts`,
-/// arriving every 20 ms from `at_ms`.
+/// Builds a 20 ms stream of tagged PCMU packets from `from`: `count` packets from `seq` and
+/// `ts`, arriving every 20 ms from `at_ms`.
 pub fn stream(from: &str, ssrc: u32, seq: u16, ts: u32, at_ms: u64, count: u16) -> Vec<Arrival> {
     (0..count)
         .map(|i| Arrival {

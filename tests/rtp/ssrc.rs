@@ -11,7 +11,7 @@ const A: u32 = 0x1111_1111;
 const B: u32 = 0x2222_2222;
 
 #[test]
-fn a_to_b_to_a_follows_each_source() {
+fn session_follows_a_b_a_changes() {
     let mut call = Call::pcmu(None);
     let mut arrivals = stream(PEER, A, 3000, 10_000, 0, 100);
     arrivals.extend(stream(PEER, B, 50_000, 900_000, 2_000, 100));

@@ -2,12 +2,12 @@
 //!
 //! Packets are kept in playout-index order. A playout clock maps RTP timestamps to instants:
 //! `deadline(ts) = anchor_at + (ts - anchor_ts) / clock_rate`. The media path calls
-//! [`JitterBuffer::pop`] once per tick; a packet is handed out when its deadline has come, a
-//! missing packet is declared lost when its deadline passes, and an empty buffer at a deadline
-//! pauses the clock by one tick (which is how the delay grows when the network slows down).
+//! [`JitterBuffer::pop`] once per tick. A packet is handed out when its deadline has come, and a
+//! missing packet is declared lost when its deadline passes. An empty buffer at a deadline
+//! pauses the clock by one tick, which is how the delay grows when the network slows down.
 //! The clock is re-anchored at `arrival + target delay` at each talkspurt start, source change
 //! and timestamp discontinuity, which is where the delay shrinks back to the target without
-//! cutting speech. A stream that never pauses and keeps more than the target buffered loses one
+//! cutting speech. A stream that never pauses and keeps well over the target buffered loses one
 //! packet to bring the delay down.
 
 use std::collections::VecDeque;
@@ -19,7 +19,7 @@ use crate::rtp::config::RtpConfig;
 use crate::rtp::ids::{ExtSeq, Pt, Ssrc, ts_delta};
 use crate::rtp::stats::DropReason;
 
-/// Longest packet the buffer accounts for (RFC 3551 §4.2 allows up to 200 ms of audio).
+/// Maximum packet duration the buffer accounts for (RFC 3551 §4.2 allows up to 200 ms of audio).
 const MAX_PACKET: Duration = Duration::from_millis(200);
 /// A timestamp gap up to this many packet durations, with no marker bit, is played as
 /// silence without moving the playout clock.
@@ -359,8 +359,8 @@ impl JitterBuffer {
         let due = self.deadline(&clock, clock.next_ts) <= now;
 
         if gap > 0 && !head.marker && gap as u32 <= short_gap {
-            // The sender skipped a little time (a short silence): play it as silence and keep
-            // the clock, so the packet plays exactly when its timestamp says.
+            // The sender skipped a little time (a short silence). Play it as silence and keep
+            // the clock, so the packet plays exactly at its timestamp.
             if !due {
                 return self.not_due(&clock);
             }
@@ -502,9 +502,8 @@ impl JitterBuffer {
         PlayoutItem::Lost { samples, fec }
     }
 
-    /// Tracks the shortest time a packet waited in the buffer over a window of deliveries, and
-    /// asks for one packet to be dropped when even that exceeds the target by a packet and a
-    /// tick.
+    /// Tracks the shortest time a packet waited in the buffer over a window of deliveries. When
+    /// even that exceeds the target by a packet and a tick, the next delivery drops a packet.
     fn measure_wait(&mut self, now: Instant, arrival: Instant) {
         let wait = now.saturating_duration_since(arrival);
         self.shortest_wait = Some(self.shortest_wait.map_or(wait, |w| w.min(wait)));
@@ -614,7 +613,7 @@ impl JitterBuffer {
     }
 
     /// Empties the buffer and stops the playout clock, keeping the counters and the delay
-    /// estimate; for a re-INVITE that changes the codec, or the end of a hold.
+    /// estimate. Use it for a re-INVITE that changes the codec, or at the end of a hold.
     pub fn reset(&mut self) {
         while let Some(entry) = self.entries.pop_front() {
             self.recycle(entry);
@@ -649,7 +648,7 @@ impl JitterBuffer {
         self.entries.len()
     }
 
-    /// Whether no packet is waiting.
+    /// Returns whether no packet is waiting.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

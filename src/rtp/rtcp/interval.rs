@@ -1,5 +1,5 @@
-//! When to send RTCP: the interval computation of RFC 3550 §6.3 and §A.7, with randomisation,
-//! timer reconsideration and the 5 s minimum (halved before the first report), or the
+//! RTCP report timing: the interval computation of RFC 3550 §6.3 and §A.7, with randomisation
+//! and timer reconsideration. The minimum is 5 s (halved before the first report), or the
 //! reduced minimum of 360 / session bandwidth in kbit/s that §6.2 allows.
 
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ const SENDER_SHARE: f64 = 0.25;
 /// IP and UDP header bytes counted into each RTCP packet's size (RFC 3550 §6.2, IPv4).
 pub const UDP_IP_OVERHEAD: usize = 28;
 
-/// Which minimum interval applies.
+/// Minimum interval rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MinInterval {
     /// 5 s, halved before the first report.
@@ -125,7 +125,7 @@ impl RtcpScheduler {
         self.avg_rtcp_size = size / 16.0 + self.avg_rtcp_size * 15.0 / 16.0;
     }
 
-    /// The randomised interval (RFC 3550 §A.7 `rtcp_interval`).
+    /// Computes a randomised interval (RFC 3550 §A.7 `rtcp_interval`).
     fn interval(&mut self) -> Duration {
         let mut minimum = self.min_interval.as_secs_f64();
         if self.initial && self.min_interval == MIN_INTERVAL {

@@ -26,7 +26,7 @@ impl NtpClock {
         }
     }
 
-    /// The NTP timestamp of `now`.
+    /// Returns the NTP timestamp of `now`.
     pub fn ntp(&self, now: Instant) -> u64 {
         let elapsed = now.saturating_duration_since(self.base);
         self.base_ntp.wrapping_add(duration_to_ntp(elapsed))
@@ -39,7 +39,7 @@ pub fn duration_to_ntp(duration: Duration) -> u64 {
     (duration.as_secs() << 32).wrapping_add(fraction)
 }
 
-/// The middle 32 bits of an NTP timestamp: the "compact" form in LSR fields (RFC 3550 §6.4.1).
+/// Returns the middle 32 bits of an NTP timestamp, the compact form of LSR fields (RFC 3550 §6.4.1).
 pub fn compact(ntp: u64) -> u32 {
     (ntp >> 16) as u32
 }

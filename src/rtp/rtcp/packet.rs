@@ -26,7 +26,7 @@ pub const REPORT_BLOCK_LEN: usize = 24;
 const HEADER_LEN: usize = 4;
 const SENDER_INFO_LEN: usize = 20;
 
-/// Why an RTCP packet could not be read.
+/// Error reading an RTCP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RtcpError {
     /// Fewer bytes than a header.
@@ -163,7 +163,7 @@ pub struct SdesChunk<'a> {
 }
 
 impl<'a> SdesChunk<'a> {
-    /// The chunk's items; stops at the end item or at the first truncated one.
+    /// Iterates the chunk's items, stopping at the end item or at the first truncated one.
     pub fn items(&self) -> impl Iterator<Item = SdesItem<'a>> + 'a {
         let mut rest = self.items;
         std::iter::from_fn(move || {
@@ -178,7 +178,7 @@ impl<'a> SdesChunk<'a> {
         })
     }
 
-    /// The CNAME item, if present.
+    /// Returns the CNAME item, if present.
     pub fn cname(&self) -> Option<&'a [u8]> {
         self.items().find(|i| i.kind == SDES_CNAME).map(|i| i.value)
     }
@@ -192,7 +192,7 @@ pub struct SourceDescription<'a> {
 }
 
 impl<'a> SourceDescription<'a> {
-    /// The chunks, in order; stops at the first malformed one.
+    /// Iterates the chunks in order, stopping at the first malformed one.
     pub fn chunks(&self) -> impl Iterator<Item = SdesChunk<'a>> + 'a {
         let mut rest = self.body;
         let mut left = self.count;
@@ -236,7 +236,7 @@ pub struct Goodbye<'a> {
 }
 
 impl<'a> Goodbye<'a> {
-    /// The sources leaving.
+    /// Iterates the sources leaving.
     pub fn ssrcs(&self) -> impl Iterator<Item = Ssrc> + 'a {
         self.sources
             .chunks_exact(4)

@@ -1,4 +1,4 @@
-//! What the peer's RTCP tells us: its sender reports (for the LSR and DLSR fields of our
+//! State read from the peer's RTCP: its sender reports (for the LSR and DLSR fields of our
 //! reports), its reports on our stream (loss, jitter, round-trip time), and its BYEs.
 
 use std::time::{Duration, Instant};
@@ -135,8 +135,8 @@ impl PeerReports {
         });
     }
 
-    /// The LSR and DLSR fields for a report block on `ssrc` at `now` (zero when no sender
-    /// report came from it).
+    /// Returns the LSR and DLSR fields for a report block on `ssrc` at `now` (zero when no
+    /// sender report came from it).
     pub fn last_sr_fields(&self, ssrc: Ssrc, now: Instant) -> (u32, u32) {
         match self.senders.iter().find(|s| s.ssrc == ssrc) {
             Some(sr) => {
@@ -147,12 +147,12 @@ impl PeerReports {
         }
     }
 
-    /// The peer's latest report on our stream.
+    /// Returns the peer's latest report on our stream.
     pub fn latest(&self) -> Option<PeerReport> {
         self.latest
     }
 
-    /// Whether the peer sent a BYE for `ssrc`.
+    /// Returns whether the peer sent a BYE for `ssrc`.
     pub fn said_goodbye(&self, ssrc: Ssrc) -> bool {
         self.goodbyes.contains(&ssrc)
     }

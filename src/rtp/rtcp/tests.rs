@@ -186,7 +186,7 @@ fn round_trip_time_from_lsr_and_dlsr() {
     let our_ssrc = Ssrc(0x0BAD);
     let mut peer = PeerReports::new(our_ssrc, 8000);
 
-    // We send an SR at t=0; the peer holds it 300 ms and reports back; it arrives at t=380 ms,
+    // We send an SR at t=0; the peer keeps it 300 ms and reports back; it arrives at t=380 ms,
     // so the round trip is 80 ms.
     let sr_ntp = clock.ntp(start);
     let report = ReportBlock {

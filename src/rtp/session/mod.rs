@@ -60,7 +60,7 @@ pub struct SessionConfig {
     pub cname: String,
     /// Session bandwidth in bits per second, for the RTCP interval.
     pub session_bandwidth: u32,
-    /// Which minimum RTCP interval to use.
+    /// Minimum RTCP interval rule.
     pub rtcp_minimum: MinInterval,
     /// Seed of our SSRC, initial sequence number and timestamp, and the RTCP randomisation.
     pub seed: u64,
@@ -94,7 +94,7 @@ impl SessionConfig {
     }
 }
 
-/// What the session reports besides audio.
+/// Session report other than audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEvent {
     /// The played source changed (a new SSRC, or an old one back). Packets of the new source
@@ -126,15 +126,15 @@ pub enum SessionEvent {
     },
 }
 
-/// What a datagram turned out to be.
+/// Outcome of one datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Received {
     /// RTP that was accepted (it may still wait for validation).
     Media,
     /// RTCP that was read.
     Control,
-    /// A STUN message: the session does not answer STUN, so it is counted as a drop unless
-    /// the driver answers it (ICE-lite).
+    /// A STUN message. The session sends no STUN response, so the message counts as a drop
+    /// unless the driver responds to it (ICE-lite).
     Stun,
     /// Dropped, for the reason given.
     Dropped(DropReason),
@@ -211,6 +211,8 @@ impl RtpSession {
         let mut rng = SmallRng::seed_from_u64(config.seed);
         let clock_rate = config.payloads.audio_clock_rate().unwrap_or(8000);
         let sender = RtpSender::new(&mut rng, clock_rate, now);
+        // TODO: one jitter buffer runs on the first audio clock rate. A peer that switches to an
+        // audio payload type with another clock rate mid-call is played at the wrong speed.
         let jitter = JitterBuffer::new(JitterConfig {
             clock_rate,
             ..config.jitter
@@ -259,8 +261,8 @@ impl RtpSession {
         self.events.pop_front()
     }
 
-    /// The earliest time [`RtpSession::handle_timeout`] or [`RtpSession::poll_rtcp`] has
-    /// work to do.
+    /// Returns the earliest time at which [`RtpSession::handle_timeout`] or
+    /// [`RtpSession::poll_rtcp`] has work to do.
     pub fn poll_timeout(&self) -> Instant {
         let rtcp = self.scheduler.poll_timeout();
         match self.dtmf.as_ref().and_then(DtmfReceiver::poll_timeout) {
@@ -292,12 +294,12 @@ impl RtpSession {
         self.payloads = payloads;
     }
 
-    /// Where to send our RTP.
+    /// Returns the address to send our RTP to.
     pub fn destination(&self) -> Option<SocketAddr> {
         self.latch.destination()
     }
 
-    /// Where to send our RTCP.
+    /// Returns the address to send our RTCP to.
     pub fn rtcp_destination(&self) -> Option<SocketAddr> {
         self.latch
             .rtcp_destination(self.rtcp_mux, self.advertised_rtcp)
@@ -313,7 +315,7 @@ impl RtpSession {
         &mut self.sender
     }
 
-    /// The source being played.
+    /// Returns the source being played.
     pub fn active_source(&self) -> Option<Ssrc> {
         self.active
     }
@@ -323,12 +325,12 @@ impl RtpSession {
         self.last_rtp
     }
 
-    /// The peer's latest RTCP report on our stream (loss, jitter, round-trip time).
+    /// Returns the peer's latest RTCP report on our stream (loss, jitter, round-trip time).
     pub fn peer_report(&self) -> Option<PeerReport> {
         self.peer.latest()
     }
 
-    /// The jitter buffer, for its target delay and counters.
+    /// Returns the jitter buffer, for its target delay and counters.
     pub fn jitter_buffer(&self) -> &JitterBuffer {
         &self.jitter
     }

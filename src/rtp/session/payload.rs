@@ -1,8 +1,8 @@
 //! The payload types negotiated for one call, as the receive path needs them: which numbers
 //! carry audio (and at what clock rate), comfort noise, and telephone events.
 //!
-//! Numbers come from the SDP answer of this call only (RFC 3264 §6.1: the offerer's numbers);
-//! there are no global constants, because peers put telephone-event on 101, 97, 103 or
+//! Numbers come from the SDP answer of this call only (RFC 3264 §6.1: the offerer's numbers).
+//! There are no global constants, because peers put telephone-event on 101, 97, 103 or
 //! anything else.
 
 use crate::rtp::ids::Pt;
@@ -10,7 +10,7 @@ use crate::rtp::ids::Pt;
 /// Returns the duration of one payload in timestamp units, or `None` when it cannot tell.
 pub type DurationFn = fn(&[u8]) -> Option<u32>;
 
-/// What a negotiated payload type carries.
+/// Content of a negotiated payload type.
 #[derive(Debug, Clone, Copy)]
 pub enum PayloadRole {
     /// Audio for the decoder.
@@ -37,7 +37,7 @@ pub struct PayloadTable {
 }
 
 impl PayloadTable {
-    /// An empty table.
+    /// Creates an empty table.
     pub fn new() -> Self {
         Self::default()
     }
@@ -69,7 +69,7 @@ impl PayloadTable {
         self
     }
 
-    /// The role of `pt`, or `None` when it was not negotiated.
+    /// Returns the role of `pt`, or `None` when it was not negotiated.
     pub fn role(&self, pt: Pt) -> Option<PayloadRole> {
         self.entries
             .iter()

@@ -104,6 +104,7 @@ impl RtpSession {
     }
 
     /// RFC 3550 §8.2: the peer sends with our SSRC, so pick a new one for our stream.
+    // TODO: RFC 3550 §8.2 also calls for an RTCP BYE for the old SSRC, which is not sent.
     fn resolve_collision(&mut self) {
         let old = self.sender.ssrc();
         let new = Ssrc(self.rng.random());
