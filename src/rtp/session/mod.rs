@@ -284,6 +284,11 @@ impl RtpSession {
         self.latch.open_window(now, advertised);
     }
 
+    /// Sets whether RTP and RTCP share a port, as a new offer/answer agreed (RFC 5761).
+    pub fn set_rtcp_mux(&mut self, rtcp_mux: bool) {
+        self.rtcp_mux = rtcp_mux;
+    }
+
     /// Changes the negotiated payload types (after a re-INVITE). A new audio clock rate resets
     /// the jitter buffer.
     pub fn set_payloads(&mut self, payloads: PayloadTable) {
