@@ -1,7 +1,7 @@
 //! Measures what a caller experiences from the levels of the audio it sent and heard.
 //!
 //! The test caller stores one level per 20 ms frame of what it heard (the server's audio after
-//! its own jitter buffer) and knows when its own utterances played. From those it derives when
+//! its own jitter buffer) and records when its own utterances played. From those it derives when
 //! the AI first became audible, how long each reply took, and how fast the AI fell silent when
 //! the caller talked over it. Times are milliseconds from the answer.
 
@@ -76,7 +76,7 @@ pub struct Turn {
     pub reply_ms: Option<f64>,
 }
 
-/// What the caller saw when it talked over the AI.
+/// Barge-in timing as the caller heard it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BargeInFigures {
     /// Start of the caller's speech.
@@ -113,7 +113,7 @@ impl Hearing {
         self.spurts().first().map(|s| s.start_ms)
     }
 
-    /// Whether AI audio was audible in the `window_ms` before `at_ms`.
+    /// Returns whether AI audio was audible in the `window_ms` before `at_ms`.
     pub fn audible_before(&self, at_ms: f64, window_ms: f64) -> bool {
         self.spurts()
             .iter()
