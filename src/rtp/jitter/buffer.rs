@@ -458,15 +458,22 @@ impl JitterBuffer {
             };
         }
 
-        if clock.underrun_samples >= per_packet {
-            // Underruns already played silence where this packet belonged: count it lost, but
-            // take its slot back instead of concealing it a second time.
-            clock.underrun_samples -= per_packet;
-            clock.next_index += 1;
-            clock.next_ts = clock.next_ts.wrapping_add(per_packet);
-            let slot = self.duration_of_samples(per_packet);
-            clock.anchor_at = clock.anchor_at.checked_sub(slot).unwrap_or(clock.anchor_at);
+        let covered = u64::from(clock.underrun_samples / per_packet).min(missing);
+        if covered > 0 {
+            // Underruns already played silence where these packets belonged: count them lost,
+            // but take their slots back instead of concealing them a second time.
+            let samples = covered as u32 * per_packet;
+            self.stats.concealed += covered - 1;
+            clock.underrun_samples -= samples;
+            clock.next_index += covered;
+            clock.next_ts = clock.next_ts.wrapping_add(samples);
+            let slots = self.duration_of_samples(samples);
+            clock.anchor_at = clock
+                .anchor_at
+                .checked_sub(slots)
+                .unwrap_or(clock.anchor_at);
             self.clock = Some(clock);
+            // At most one more call here: the budget left is below one packet.
             return self.pop_due(now);
         }
 

@@ -577,3 +577,34 @@ fn repeated_pop_in_underrun_returns_nothing() {
         }
     );
 }
+
+#[test]
+fn long_outage_is_not_concealed_again() {
+    let mut h = Harness::new();
+    h.push(0, 0, 0).unwrap();
+    assert_eq!(h.played(20, 40), vec![0]);
+    // 40 s without packets, then the stream goes on 2000 packets later.
+    let mut silences = 0;
+    for t in (40..40_020).step_by(20) {
+        if matches!(h.pop(t), Out::Silence { .. }) {
+            silences += 1;
+        }
+    }
+    assert!(silences >= 1990, "{silences}");
+    h.push(40_020, 2001, 2001 * 160).unwrap();
+    let mut outputs = Vec::new();
+    for t in (40_020..40_200).step_by(20) {
+        outputs.push(h.pop(t));
+    }
+    let lost = outputs
+        .iter()
+        .filter(|o| matches!(o, Out::Lost { .. }))
+        .count();
+    assert!(lost <= 1, "{outputs:?}");
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, Out::Packet { index: 2001, .. }))
+    );
+    assert_eq!(h.buffer.stats().concealed, 2000);
+}
