@@ -2,4 +2,5 @@
 
 mod codec {
     mod g722;
+    mod resample;
 }

@@ -4,5 +4,6 @@
 
 pub mod codec;
 mod config;
+pub mod resample;
 
 pub use config::{CODEC_NAMES, MediaConfig};
