@@ -71,11 +71,22 @@ impl Filter {
             (STOPBAND_DB - 8.0) / (2.285 * 2.0 * std::f64::consts::PI * width / upsampled_rate);
         let taps = ((length_estimate / up as f64).ceil() as usize).max(2);
         let length = taps * up;
-        let center = (length - 1) as f64 / 2.0;
+        // An odd prototype puts the group delay on a whole sample of the upsampled rate, so
+        // converting 16 -> 8 -> 16 kHz delays by whole samples and keeps waveforms aligned.
+        // The branch table is then padded with one zero coefficient.
+        let designed = if length.is_multiple_of(2) {
+            length - 1
+        } else {
+            length
+        };
+        let center = (designed - 1) as f64 / 2.0;
         let cutoff = nyquist / upsampled_rate;
 
         let mut prototype: Vec<f64> = (0..length)
             .map(|j| {
+                if j >= designed {
+                    return 0.0;
+                }
                 let offset = j as f64 - center;
                 let sinc = if offset == 0.0 {
                     2.0 * cutoff
