@@ -7,6 +7,7 @@ mod codec {
     mod opus;
     mod resample;
     pub mod support;
+    mod wav;
 }
 
 #[global_allocator]

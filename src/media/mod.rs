@@ -5,5 +5,6 @@
 pub mod codec;
 mod config;
 pub mod resample;
+pub mod wav;
 
 pub use config::{CODEC_NAMES, MediaConfig};

@@ -272,19 +272,26 @@ impl Resampler {
     }
 
     /// Converts a whole clip, compensating the filter delay: the output starts in step with
-    /// the input and holds `round(len * to / from)` samples.
+    /// the input and holds `ceil(len * to / from)` samples.
     pub fn convert_clip(&mut self, input: &[i16]) -> Vec<i16> {
         self.reset();
         let expected = (input.len() as u64 * u64::from(self.to)).div_ceil(u64::from(self.from));
         let expected = usize::try_from(expected).unwrap_or(usize::MAX);
-        let lead = self.delay_output_samples().round() as usize;
+        // Start the output grid where the filter delay lands on a whole output sample, so
+        // that output sample `lead` is input time zero exactly.
+        let (up, down) = (self.filter.up, self.filter.down);
+        let center = self.filter.delay_upsampled as usize;
+        let lead = center / down;
+        let start = center - lead * down;
+        self.skip = start / up;
+        self.phase = start % up;
         let mut out = Vec::with_capacity(expected + lead + 2);
         self.process(input, &mut out);
         let tail = self.filter.taps + 1;
         let zeros = [0i16; 64];
         let mut fed = 0;
-        while out.len() < expected + lead && fed < tail * self.filter.down {
-            let chunk = zeros.len().min(tail * self.filter.down - fed);
+        while out.len() < expected + lead && fed < tail * down {
+            let chunk = zeros.len().min(tail * down - fed);
             self.process(&zeros[..chunk], &mut out);
             fed += chunk;
         }
