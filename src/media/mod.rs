@@ -4,6 +4,7 @@
 
 pub mod codec;
 mod config;
+pub mod recorder;
 pub mod resample;
 pub mod wav;
 

@@ -24,25 +24,78 @@ fn every_format_reads_as_the_same_tone() {
     let reference = read_16k(&reference_path).unwrap();
     assert_eq!(reference.len(), 16_000);
     let level = rms(&reference);
-    assert!((11_000.0..12_200.0).contains(&level), "reference level {level}");
+    assert!(
+        (11_000.0..12_200.0).contains(&level),
+        "reference level {level}"
+    );
 
     let cases: [(&str, &[&str], WavEncoding, f64); 15] = [
-        ("u8", &["-b", "8", "-e", "unsigned-integer"], WavEncoding::Pcm { bits: 8 }, 35.0),
+        (
+            "u8",
+            &["-b", "8", "-e", "unsigned-integer"],
+            WavEncoding::Pcm { bits: 8 },
+            35.0,
+        ),
         ("s16", &["-b", "16"], WavEncoding::Pcm { bits: 16 }, 75.0),
         ("s24", &["-b", "24"], WavEncoding::Pcm { bits: 24 }, 75.0),
         ("s32", &["-b", "32"], WavEncoding::Pcm { bits: 32 }, 75.0),
-        ("f32", &["-b", "32", "-e", "floating-point"], WavEncoding::Float { bits: 32 }, 75.0),
-        ("f64", &["-b", "64", "-e", "floating-point"], WavEncoding::Float { bits: 64 }, 75.0),
-        ("ulaw", &["-r", "8000", "-e", "mu-law"], WavEncoding::MuLaw, 33.0),
-        ("alaw", &["-r", "8000", "-e", "a-law"], WavEncoding::ALaw, 33.0),
+        (
+            "f32",
+            &["-b", "32", "-e", "floating-point"],
+            WavEncoding::Float { bits: 32 },
+            75.0,
+        ),
+        (
+            "f64",
+            &["-b", "64", "-e", "floating-point"],
+            WavEncoding::Float { bits: 64 },
+            75.0,
+        ),
+        (
+            "ulaw",
+            &["-r", "8000", "-e", "mu-law"],
+            WavEncoding::MuLaw,
+            33.0,
+        ),
+        (
+            "alaw",
+            &["-r", "8000", "-e", "a-law"],
+            WavEncoding::ALaw,
+            33.0,
+        ),
         ("stereo", &["-c", "2"], WavEncoding::Pcm { bits: 16 }, 75.0),
         // sox writes more than two channels as WAVE_FORMAT_EXTENSIBLE.
         ("quad", &["-c", "4"], WavEncoding::Pcm { bits: 16 }, 75.0),
-        ("r11025", &["-r", "11025"], WavEncoding::Pcm { bits: 16 }, 60.0),
-        ("r22050", &["-r", "22050"], WavEncoding::Pcm { bits: 16 }, 60.0),
-        ("r24000", &["-r", "24000"], WavEncoding::Pcm { bits: 16 }, 60.0),
-        ("r32000", &["-r", "32000"], WavEncoding::Pcm { bits: 16 }, 60.0),
-        ("r44100", &["-r", "44100"], WavEncoding::Pcm { bits: 16 }, 60.0),
+        (
+            "r11025",
+            &["-r", "11025"],
+            WavEncoding::Pcm { bits: 16 },
+            60.0,
+        ),
+        (
+            "r22050",
+            &["-r", "22050"],
+            WavEncoding::Pcm { bits: 16 },
+            60.0,
+        ),
+        (
+            "r24000",
+            &["-r", "24000"],
+            WavEncoding::Pcm { bits: 16 },
+            60.0,
+        ),
+        (
+            "r32000",
+            &["-r", "32000"],
+            WavEncoding::Pcm { bits: 16 },
+            60.0,
+        ),
+        (
+            "r44100",
+            &["-r", "44100"],
+            WavEncoding::Pcm { bits: 16 },
+            60.0,
+        ),
     ];
     for (name, options, encoding, floor) in cases {
         let path = directory.path().join(format!("{name}.wav"));
@@ -77,7 +130,11 @@ fn streamed_espeak_output_decodes() {
     let samples = decode_16k(&output.stdout).unwrap();
     let expected = audio.samples.len() * 16_000 / 22_050;
     assert!(samples.len().abs_diff(expected) <= 1);
-    assert!(rms(&samples) > 500.0, "speech is too quiet: {}", rms(&samples));
+    assert!(
+        rms(&samples) > 500.0,
+        "speech is too quiet: {}",
+        rms(&samples)
+    );
 }
 
 #[test]

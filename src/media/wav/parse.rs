@@ -95,7 +95,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<(WavFormat, &[u8]), WavError> {
             _ => {}
         }
         // Chunks are padded to an even length.
-        offset = body_start.saturating_add(size as usize).saturating_add(size as usize & 1);
+        offset = body_start
+            .saturating_add(size as usize)
+            .saturating_add(size as usize & 1);
     }
     Err(WavError::MissingChunk(if format.is_some() {
         "data"
@@ -270,14 +272,23 @@ mod tests {
     #[test]
     fn malformed_headers_are_errors() {
         assert!(matches!(parse(b"RIFX....WAVE"), Err(WavError::NotWav)));
-        assert!(matches!(parse(b"RIFF\0\0\0\0WAVE"), Err(WavError::MissingChunk("fmt "))));
+        assert!(matches!(
+            parse(b"RIFF\0\0\0\0WAVE"),
+            Err(WavError::MissingChunk("fmt "))
+        ));
         let bad_tag = wav(0x0055, 1, 8000, 16, &[]);
         assert!(matches!(
             parse(&bad_tag),
-            Err(WavError::UnsupportedEncoding { tag: 0x0055, bits: 16 })
+            Err(WavError::UnsupportedEncoding {
+                tag: 0x0055,
+                bits: 16
+            })
         ));
         let no_channels = wav(FORMAT_PCM, 0, 8000, 16, &[]);
-        assert!(matches!(parse(&no_channels), Err(WavError::InvalidFormat(_))));
+        assert!(matches!(
+            parse(&no_channels),
+            Err(WavError::InvalidFormat(_))
+        ));
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub fn write_mono(path: &Path, sample_rate: u32, samples: &[i16]) -> Result<(), 
     let mut writer =
         hound::WavWriter::create(path, spec(1, sample_rate)).map_err(|e| write_error(path, e))?;
     for &sample in samples {
-        writer.write_sample(sample).map_err(|e| write_error(path, e))?;
+        writer
+            .write_sample(sample)
+            .map_err(|e| write_error(path, e))?;
     }
     writer.finalize().map_err(|e| write_error(path, e))
 }
@@ -52,7 +54,9 @@ pub fn write_stereo(
             right.get(index).copied().unwrap_or(0),
         ];
         for sample in pair {
-            writer.write_sample(sample).map_err(|e| write_error(path, e))?;
+            writer
+                .write_sample(sample)
+                .map_err(|e| write_error(path, e))?;
         }
     }
     writer.finalize().map_err(|e| write_error(path, e))
