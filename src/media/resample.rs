@@ -17,9 +17,10 @@
 //! Coefficient tables are computed once per ratio and shared by every instance, so a
 //! converter costs little more than its history buffer.
 //!
-//! `rubato` (a dependency) offers the same conversions; its sinc resampler keeps a position in
-//! floating point and a table per instance, and its polynomial one has no anti-aliasing
-//! filter, so the media path uses this converter. `benches/codec.rs` compares the two.
+//! `rubato` (a dependency) offers the same conversions, but its sinc resampler keeps the
+//! position in floating point and builds a table per instance. Its polynomial resampler has no
+//! anti-aliasing filter. So the media path uses this converter, and `benches/codec.rs` compares
+//! the two.
 
 use std::sync::{Arc, Mutex};
 
@@ -30,7 +31,7 @@ const TRANSITION: f64 = 0.3;
 /// Largest reduced `up` factor accepted; bounds the coefficient table to about 64 KiB.
 const MAX_UP: u32 = 1024;
 
-/// Why a converter could not be built.
+/// Error building a converter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResampleError {
     /// A rate is zero or above 384 kHz.
@@ -271,8 +272,8 @@ impl Resampler {
         }
     }
 
-    /// Converts a whole clip, compensating the filter delay: the output starts in step with
-    /// the input and holds `ceil(len * to / from)` samples.
+    /// Converts a whole clip, compensating the filter delay. The output starts in step with
+    /// the input and contains `ceil(len * to / from)` samples.
     pub fn convert_clip(&mut self, input: &[i16]) -> Vec<i16> {
         self.reset();
         let expected = (input.len() as u64 * u64::from(self.to)).div_ceil(u64::from(self.from));

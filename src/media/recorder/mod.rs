@@ -3,7 +3,7 @@
 //!
 //! The media tick calls [`Recorder::push`] once per 20 ms with whatever each side had (silence
 //! for a side with nothing), so the two channels stay in step however the conversation goes.
-//! `push` only copies into a block; full blocks (100 ms) go through a bounded channel to one
+//! `push` only copies into a block. Full blocks (100 ms) go through a bounded channel to one
 //! [`RecordingWriter`] thread shared by all calls, which does the file I/O. If that thread
 //! falls behind, a block is replaced by the same length of silence rather than blocking the
 //! tick, so the timeline stays aligned. The WAV header is rewritten about once a second and
@@ -32,7 +32,7 @@ const QUEUED_BLOCKS: usize = 20;
 /// Emptied buffers the writer may hand back for reuse.
 const RECYCLED_BLOCKS: usize = 4;
 
-/// Why a recording could not be started or finished.
+/// Error starting or finishing a recording.
 #[derive(Debug, thiserror::Error)]
 pub enum RecorderError {
     /// The recording file could not be created.
@@ -156,9 +156,9 @@ impl Recorder {
     }
 
     /// Records one 20 ms tick: [`FRAME_SAMPLES`] frames with `caller` on the left and `ai` on
-    /// the right. A missing side is silence; a shorter slice is padded with silence and a
-    /// longer one is cut to the frame. Never blocks and, after the first blocks, never
-    /// allocates.
+    /// the right. A missing side is silence, a shorter slice is padded with silence and a
+    /// longer one is cut to the frame. Never blocks. It allocates only when the writer has not
+    /// yet handed back an emptied block buffer.
     pub fn push(&mut self, caller: Option<&[i16]>, ai: Option<&[i16]>) {
         let caller = caller.unwrap_or(&[]);
         let ai = ai.unwrap_or(&[]);
@@ -232,7 +232,7 @@ impl Drop for Recorder {
         if self.blocks.is_some() && (!self.current.is_empty() || self.gap_frames > 0) {
             self.hand_over();
         }
-        // Closing the channel tells the writer to finalise the file.
+        // The writer finalises the file when it sees the channel closed.
         self.blocks = None;
     }
 }
@@ -310,7 +310,7 @@ mod tests {
 
     #[test]
     fn header_is_valid_while_recording() {
-        // A file read while the call is still going (or after a crash) holds every flushed
+        // A file read while the call is still going (or after a crash) contains every flushed
         // second.
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("live.wav");
