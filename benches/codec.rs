@@ -2,14 +2,15 @@
 //! at several complexities), the full 16 kHz adapter path, resampler cost and delay per
 //! conversion (with rubato for comparison) and memory per codec instance.
 //!
-//! Run with `cargo bench --bench codec`. It prints figures and asserts nothing; timings depend
-//! on the machine and its load.
+//! Run with `cargo bench --bench codec`. It prints figures and asserts nothing. Times are the
+//! thread's CPU time, so other load on the machine affects them less than wall time, but cache
+//! contention from that load still does.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{
@@ -77,20 +78,40 @@ fn speech_like(samples: usize) -> Vec<i16> {
         .collect()
 }
 
-/// Runs `work` repeatedly for about `budget` and returns the mean time per call.
+/// CPU time the current thread has used. Measuring CPU time rather than wall time keeps the
+/// figures meaningful on a machine shared with other builds, because time spent waiting for a
+/// core is not counted.
+fn thread_cpu_time() -> Duration {
+    let mut spec = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `spec` is a valid, writable timespec and the clock id is a Linux constant.
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut spec) };
+    if result != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        spec.tv_sec.max(0) as u64,
+        spec.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// Runs `work` repeatedly for about `budget` of CPU time and returns the mean CPU time per
+/// call.
 fn time_per_call(budget: Duration, mut work: impl FnMut()) -> Duration {
     for _ in 0..20 {
         work();
     }
-    let start = Instant::now();
+    let start = thread_cpu_time();
     let mut calls = 0u32;
-    while start.elapsed() < budget {
+    while thread_cpu_time() - start < budget {
         for _ in 0..50 {
             work();
         }
         calls += 50;
     }
-    start.elapsed() / calls
+    (thread_cpu_time() - start) / calls
 }
 
 fn micros(duration: Duration) -> f64 {

@@ -232,7 +232,7 @@ impl Drop for Recorder {
         if self.blocks.is_some() && (!self.current.is_empty() || self.gap_frames > 0) {
             self.hand_over();
         }
-        // The writer finalises the file when it sees the channel closed.
+        // The writer finalises the file once this channel is closed.
         self.blocks = None;
     }
 }

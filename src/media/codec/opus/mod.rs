@@ -1,10 +1,10 @@
 //! Opus (RFC 6716) through libopus, with the RTP conventions of RFC 7587.
 //!
 //! The RTP clock of Opus is always 48 kHz and the SDP always announces `opus/48000/2`,
-//! whatever the stream really carries (RFC 7587 §4.1 and §7). Inside voicegate audio is 16 kHz mono, so the
-//! decoder asks libopus for 16 kHz mono output and the encoder takes 16 kHz input: libopus
-//! converts internally, downmixes stereo streams, and no extra resampler runs. Other rates are
-//! available for tests and tools.
+//! whatever the stream really carries (RFC 7587 §4.1 and §7). Inside voicegate audio is 16 kHz
+//! mono, so the decoder requests 16 kHz mono output from libopus and the encoder takes 16 kHz
+//! input. libopus converts internally and downmixes stereo streams, so no extra resampler
+//! runs. Other rates are available for tests and tools.
 
 mod settings;
 
