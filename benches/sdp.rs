@@ -1,5 +1,5 @@
-//! Prints the wall and CPU time of the SDP work in one call setup: parsing the offer, answering it and
-//! printing the answer. Run with `cargo bench --bench sdp`.
+//! Prints the wall and CPU time of the SDP work in one call setup: parsing the offer,
+//! answering it and printing the answer. Run with `cargo bench --bench sdp`.
 
 use std::hint::black_box;
 use std::time::Instant;
