@@ -268,7 +268,7 @@ mod tests {
                 _ => recorder.push(Some(&caller), Some(&ai)),
             }
         }
-        let summary = recorder.finish(Duration::from_secs(5)).unwrap();
+        let summary = recorder.finish(Duration::from_secs(30)).unwrap();
         assert_eq!(summary.frames, 23 * FRAME_SAMPLES as u64);
         assert_eq!(summary.dropped_frames, 0);
         assert_eq!(summary.error, None);
@@ -302,7 +302,7 @@ mod tests {
         }
         let done = std::mem::replace(&mut recorder.done, mpsc::sync_channel(1).1);
         drop(recorder);
-        let summary = done.recv_timeout(Duration::from_secs(5)).unwrap();
+        let summary = done.recv_timeout(Duration::from_secs(30)).unwrap();
         assert_eq!(summary.frames, 7 * FRAME_SAMPLES as u64);
         let audio = WavAudio::open(&path).unwrap();
         assert_eq!(audio.samples.len(), 7 * FRAME_SAMPLES);
@@ -319,7 +319,7 @@ mod tests {
         for _ in 0..60 {
             recorder.push(Some(&[5; FRAME_SAMPLES]), None);
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let frames = loop {
             let bytes = std::fs::read(&path).unwrap();
             let frames = WavAudio::from_bytes(&bytes)
@@ -334,7 +334,7 @@ mod tests {
             frames >= 16_000,
             "only {frames} frames readable during the call"
         );
-        recorder.finish(Duration::from_secs(5)).unwrap();
+        recorder.finish(Duration::from_secs(30)).unwrap();
     }
 
     #[test]
@@ -359,15 +359,17 @@ mod tests {
         }
         assert_eq!(recorder.gap_frames, 3 * BLOCK_FRAMES as u64);
 
-        // Now let the writer run: the gap is written as silence in front of the next block.
+        // Now let the writer run. Less than a block follows, so `finish` hands it over (with
+        // a blocking send) and the gap is written as silence in front of it.
         std::thread::spawn(move || writer::run(receiver));
-        for _ in 0..BLOCK_FRAMES / FRAME_SAMPLES {
+        let tail_ticks = BLOCK_FRAMES / FRAME_SAMPLES - 1;
+        for _ in 0..tail_ticks {
             recorder.push(Some(&[9; FRAME_SAMPLES]), None);
         }
         drop(writer);
-        let summary = recorder.finish(Duration::from_secs(5)).unwrap();
+        let summary = recorder.finish(Duration::from_secs(30)).unwrap();
         assert_eq!(summary.dropped_frames, 3 * BLOCK_FRAMES as u64);
-        let expected_frames = (QUEUED_BLOCKS + 4) * BLOCK_FRAMES;
+        let expected_frames = (QUEUED_BLOCKS + 3) * BLOCK_FRAMES + tail_ticks * FRAME_SAMPLES;
         assert_eq!(summary.frames, expected_frames as u64);
         let (left, _) = read_stereo(&path);
         assert_eq!(left.len(), expected_frames);
