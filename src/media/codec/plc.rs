@@ -2,7 +2,7 @@
 //! G.722).
 //!
 //! On a loss the concealer estimates the pitch period of the last decoded audio and repeats the
-//! last period. It holds full level for the first 10 ms and fades to silence at 60 ms, the shape
+//! last period. It keeps full level for the first 10 ms and fades to silence at 60 ms, the shape
 //! of ITU-T G.711 Appendix I. The first packet after a loss is cross-faded from the
 //! synthetic continuation so that the splice does not click. This is a simpler scheme than
 //! G.711 Appendix I: it repeats one period where the appendix widens the repeated span.

@@ -4,8 +4,9 @@
 //! rate by mistake and it was kept for compatibility (RFC 3551 §4.5.2). A 20 ms packet contains
 //! 160 bytes for 320 samples and advances the timestamp by 160.
 //!
-//! The coder is bit-exact with the recommendation's fixed-point description; only the 64 kbit/s
-//! mode (6 bits in the lower sub-band) is implemented, which is the only mode RTP carries.
+//! The coder follows the recommendation's fixed-point description, and a test shows it matches
+//! libg722 bit for bit. Only the 64 kbit/s mode (6 bits in the lower sub-band) is implemented,
+//! because it is the only mode RTP carries.
 
 mod adpcm;
 mod qmf;
