@@ -1,10 +1,15 @@
 //! The tokio driver of a Deepgram session: owns the WebSocket, the timers and the channels,
 //! and feeds everything to the sans-IO [`Session`].
+//!
+//! Each connection is split: a writer task sends queued frames while the driver keeps reading,
+//! so results the server sends before it closes are read even while a burst of replayed audio
+//! is still going out.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use futures::stream::SplitStream;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -27,6 +32,32 @@ type Connecting = Pin<Box<dyn Future<Output = Result<Socket, ProviderError>> + S
 
 /// Longest wait for the close handshake when dropping a connection.
 const CLOSE_WAIT: Duration = Duration::from_millis(500);
+/// Frames queued toward one connection. Live audio goes out in 20 ms frames and replays in
+/// 100 ms frames, so a full queue means the server stopped reading for seconds.
+const SEND_QUEUE: usize = 128;
+
+/// One open connection: frames go to the writer task, messages come from the read half.
+struct Connection {
+    writer: mpsc::Sender<Message>,
+    reader: SplitStream<Socket>,
+}
+
+impl Connection {
+    fn open(socket: Socket) -> Self {
+        let (mut sink, reader) = socket.split();
+        let (writer, mut queue) = mpsc::channel::<Message>(SEND_QUEUE);
+        tokio::spawn(async move {
+            while let Some(message) = queue.recv().await {
+                if sink.send(message).await.is_err() {
+                    return;
+                }
+            }
+            // The driver dropped the connection: close it politely, but not for long.
+            let _ = tokio::time::timeout(CLOSE_WAIT, sink.close()).await;
+        });
+        Self { writer, reader }
+    }
+}
 
 /// Everything a session task needs.
 #[derive(Debug)]
@@ -49,7 +80,7 @@ struct Driver {
     params: DriverParams,
     session: Session,
     encoder: Option<PcmEncoder>,
-    socket: Option<Socket>,
+    connection: Option<Connection>,
     connecting: Option<Connecting>,
     events: mpsc::Sender<SttEvent>,
     input_open: bool,
@@ -74,7 +105,7 @@ pub async fn run(
         params,
         session,
         encoder,
-        socket: None,
+        connection: None,
         connecting: None,
         events,
         input_open: true,
@@ -105,19 +136,18 @@ impl Driver {
                     match result {
                         Ok(socket) => {
                             tracing::debug!(call_id = %self.params.call_id, "deepgram connected");
-                            self.socket = Some(socket);
+                            self.connection = Some(Connection::open(socket));
                             self.session.handle_connected(now);
                         }
                         Err(err) => self.session.handle_connect_failed(now, err),
                     }
                 }
-                message = next_message(&mut self.socket) => self.handle_message(message),
+                message = next_message(&mut self.connection) => self.handle_message(message),
                 () = sleep_until(deadline) => self.session.handle_timeout(Instant::now()),
             }
         }
-        if let Some(mut socket) = self.socket.take() {
-            let _ = tokio::time::timeout(CLOSE_WAIT, socket.close(None)).await;
-        }
+        // Dropping the connection lets its writer task close it.
+        self.connection = None;
     }
 
     fn handle_input(&mut self, item: Option<SttInput>) {
@@ -148,7 +178,7 @@ impl Driver {
         match message {
             Some(Ok(Message::Text(text))) => self.session.handle_text(now, text.as_str()),
             Some(Ok(Message::Close(frame))) => {
-                self.socket = None;
+                self.connection = None;
                 self.session.handle_closed(now, close_error(frame));
             }
             Some(Ok(Message::Binary(_))) => {
@@ -157,7 +187,7 @@ impl Driver {
             // Pings are answered by tungstenite on the next read or write.
             Some(Ok(_)) => {}
             Some(Err(err)) => {
-                self.socket = None;
+                self.connection = None;
                 self.session.handle_closed(
                     now,
                     ProviderError::Connect {
@@ -167,7 +197,7 @@ impl Driver {
                 );
             }
             None => {
-                self.socket = None;
+                self.connection = None;
                 self.session.handle_closed(
                     now,
                     ProviderError::Connect {
@@ -183,42 +213,38 @@ impl Driver {
         while let Some(output) = self.session.poll_output() {
             match output {
                 Output::Connect => {
-                    self.socket = None;
+                    self.connection = None;
                     self.connecting = Some(Box::pin(connect(
                         self.params.url.clone(),
                         self.params.key.clone(),
                         self.params.connect_timeout,
                     )));
                 }
-                Output::SendAudio(bytes) => self.send(Message::binary(bytes)).await,
-                Output::SendText(text) => self.send(Message::text(text)).await,
+                Output::SendAudio(bytes) => self.send(Message::binary(bytes)),
+                Output::SendText(text) => self.send(Message::text(text)),
                 Output::Event(event) => self.deliver(event).await,
-                Output::Disconnect => {
-                    if let Some(mut socket) = self.socket.take() {
-                        let _ = tokio::time::timeout(CLOSE_WAIT, socket.close(None)).await;
-                    }
-                }
+                Output::Disconnect => self.connection = None,
             }
         }
     }
 
-    async fn send(&mut self, message: Message) {
-        let Some(socket) = self.socket.as_mut() else {
+    fn send(&mut self, message: Message) {
+        let Some(connection) = self.connection.as_ref() else {
             return;
         };
-        if let Err(err) = socket.send(message).await {
-            self.socket = None;
-            self.session.handle_closed(
-                Instant::now(),
-                ProviderError::Connect {
-                    provider: PROVIDER,
-                    message: format!(
-                        "send failed: {}",
-                        self.params.key.redact(&error_chain(&err))
-                    ),
-                },
-            );
-        }
+        let problem = match connection.writer.try_send(message) {
+            Ok(()) => return,
+            Err(TrySendError::Full(_)) => "the server stopped reading audio",
+            Err(TrySendError::Closed(_)) => "sending failed",
+        };
+        self.connection = None;
+        self.session.handle_closed(
+            Instant::now(),
+            ProviderError::Connect {
+                provider: PROVIDER,
+                message: problem.into(),
+            },
+        );
     }
 
     async fn deliver(&mut self, event: SttEvent) {
@@ -271,9 +297,9 @@ async fn next_connection(connecting: &mut Option<Connecting>) -> Result<Socket, 
     }
 }
 
-async fn next_message(socket: &mut Option<Socket>) -> Option<Result<Message, WsError>> {
-    match socket.as_mut() {
-        Some(socket) => socket.next().await,
+async fn next_message(connection: &mut Option<Connection>) -> Option<Result<Message, WsError>> {
+    match connection.as_mut() {
+        Some(connection) => connection.reader.next().await,
         None => std::future::pending().await,
     }
 }

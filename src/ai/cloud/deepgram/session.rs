@@ -100,6 +100,7 @@ pub struct Session {
     max_sent: u64,
     failures: u32,
     attempts: u64,
+    connected_once: bool,
     outage: bool,
     last_error: Option<ProviderError>,
     outputs: VecDeque<Output>,
@@ -120,6 +121,7 @@ impl Session {
             max_sent: 0,
             failures: 0,
             attempts: 1,
+            connected_once: false,
             outage: false,
             last_error: None,
             outputs: VecDeque::new(),
@@ -237,6 +239,7 @@ impl Session {
             );
         }
         self.outage = false;
+        self.connected_once = true;
         self.link = Link::Up(Connection {
             origin,
             sent: origin,
@@ -412,7 +415,8 @@ impl Session {
             self.link = Link::Down(None);
             return;
         }
-        if !self.outage {
+        // Reconnecting means a connection was lost; a first connection that fails is silent.
+        if !self.outage && self.connected_once {
             self.outage = true;
             self.outputs
                 .push_back(Output::Event(SttEvent::Reconnecting));
