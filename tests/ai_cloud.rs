@@ -1,6 +1,6 @@
 //! Cloud provider clients against local servers that speak each provider's protocol: the
 //! exact requests, the parsed output, slow starts, error statuses, errors mid-stream, dropped
-//! connections, servers that never answer, malformed frames, cancellation, and Deepgram's
+//! connections, servers that never respond, malformed frames, cancellation, and Deepgram's
 //! reconnect with replay.
 
 #[path = "ai_cloud/chat.rs"]

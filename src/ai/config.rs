@@ -151,7 +151,7 @@ pub struct ProvidersConfig {
     pub first_byte_timeout_ms: u64,
     /// Seconds a streamed response may send no bytes at all before it is abandoned.
     pub read_timeout_secs: u64,
-    /// Seconds a transcription request may take in total, upload and answer included.
+    /// Seconds a transcription request may take in total, upload and response included.
     pub request_timeout_secs: u64,
     /// Retries of a request that failed before any output (429, 5xx or a connection error).
     pub max_retries: u32,
@@ -177,7 +177,7 @@ pub struct ProvidersConfig {
     pub deepgram_max_failures: u32,
     /// Delay before the second reconnect attempt in milliseconds; it doubles per failure up to 1 s.
     pub deepgram_backoff_ms: u64,
-    /// Longest caller utterance buffered for OpenAI-compatible transcription, in seconds.
+    /// Maximum caller utterance buffered for OpenAI-compatible transcription, in seconds.
     pub openai_stt_max_secs: u64,
     /// `max_tokens` sent to the OpenAI-compatible chat API; 0 leaves it out.
     pub openai_llm_max_tokens: u32,

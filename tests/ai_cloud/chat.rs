@@ -184,7 +184,7 @@ async fn openai_429_retries_after_retry_after() {
 }
 
 #[tokio::test]
-async fn openai_429_with_long_retry_after_fails_at_once() {
+async fn openai_429_long_retry_after_fails() {
     let limited =
         Plan::error(429, r#"{"error":{"message":"Rate limit"}}"#).header("retry-after", "30");
     let mock = MockHttp::start(vec![limited]).await;

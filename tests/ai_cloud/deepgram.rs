@@ -324,3 +324,62 @@ async fn unreachable_server_fails_after_retries() {
         "{events:?}"
     );
 }
+
+#[tokio::test]
+async fn slow_upgrade_buffers_audio() {
+    let fault = Fault {
+        upgrade_delay: Some(Duration::from_millis(300)),
+        ..Fault::default()
+    };
+    let mock = MockDeepgram::start(vec![fault], None).await;
+    let mut session = start(&deepgram_config(&mock));
+
+    // All of this is said before the server completes the upgrade.
+    say(&session.input, "hello hold on please").await;
+    let mut events = until_final_with(&mut session.events, "please").await;
+    events.extend(finish(session).await);
+
+    assert_eq!(final_text(&events), "hello hold on please");
+    assert_eq!(mock.connections().len(), 1);
+}
+
+#[tokio::test]
+async fn error_message_then_close_reconnects() {
+    let fault = Fault {
+        close_after: Some((21_600, 1011)),
+        error_message: Some("internal server error".into()),
+        ..Fault::default()
+    };
+    let mock = MockDeepgram::start(vec![fault], None).await;
+    let mut session = start(&deepgram_config(&mock));
+
+    say(&session.input, ACCOUNT).await;
+    let mut events = until_final_with(&mut session.events, "zero").await;
+    events.extend(finish(session).await);
+
+    assert_eq!(final_text(&events), ACCOUNT, "{events:?}");
+    assert!(events.contains(&SttEvent::Reconnecting), "{events:?}");
+    assert_eq!(mock.connections().len(), 2);
+}
+
+#[tokio::test]
+async fn upgrade_never_answered_times_out() {
+    let hang = Fault {
+        hang_upgrade: true,
+        ..Fault::default()
+    };
+    let mock = MockDeepgram::start(vec![hang.clone(), hang.clone(), hang], None).await;
+    let mut config = deepgram_config(&mock);
+    config.first_byte_timeout_ms = 100;
+    let mut session = start(&config);
+
+    let events = collect_events(&mut session.events, LIMIT).await;
+    assert_eq!(
+        events,
+        vec![SttEvent::Failed(ProviderError::Timeout {
+            provider: "deepgram",
+            after: Duration::from_millis(1_100)
+        })]
+    );
+    assert_eq!(mock.connections().len(), 3);
+}

@@ -52,7 +52,7 @@ fn text_field<'a>(fields: &'a [Field], name: &str) -> Option<&'a str> {
         .and_then(|f| std::str::from_utf8(&f.data).ok())
 }
 
-/// The samples of the WAV file in the `file` field.
+/// Decodes the WAV file in the `file` field and checks its format.
 fn wav_samples(fields: &[Field]) -> Vec<i16> {
     let file = fields
         .iter()
@@ -113,7 +113,7 @@ async fn transcribes_utterance_on_finalize() {
 
 #[tokio::test]
 async fn each_finalize_posts_its_own_utterance() {
-    // The longer first utterance gets the slower answer.
+    // The longer first utterance gets the slower response.
     let mock = MockHttp::start_with(|request| {
         if request.body.len() > 5_000 {
             Plan::ok("application/json", vec![br#"{"text":"first"}"#.to_vec()])

@@ -374,3 +374,50 @@ async fn azure_drop_closes_connection() {
     drop(stream);
     assert!(mock.wait_client_close(Duration::from_secs(3)).await);
 }
+
+#[tokio::test]
+async fn elevenlabs_slow_start_then_audio() {
+    let audio = tone(16_000, 440.0, 3_200);
+    let plan = Plan::ok("audio/pcm", uneven(&le_bytes(&audio)))
+        .headers_after(Duration::from_millis(300))
+        .chunk_interval(Duration::from_millis(20));
+    let mock = MockHttp::start(vec![plan]).await;
+    let tts = providers(&config(&mock.url("")))
+        .tts("elevenlabs", "")
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let (pcm, errors) = samples(tts.as_ref(), "Hello.").await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(pcm, audio);
+}
+
+#[tokio::test]
+async fn openai_speech_errors_and_cancellation() {
+    let mock = MockHttp::start(vec![Plan::error(500, r#"{"error":{"message":"boom"}}"#)]).await;
+    let tts = providers(&config(&mock.url(""))).tts("openai", "").unwrap();
+    let error = tts
+        .synthesize("Hi.", &voice())
+        .await
+        .err()
+        .expect("rejected");
+    assert_eq!(
+        error,
+        ProviderError::Rejected {
+            provider: "openai-tts",
+            status: 500,
+            message: "boom".into()
+        }
+    );
+    assert_eq!(mock.requests().len(), 3);
+
+    let plan =
+        Plan::ok("audio/pcm", vec![vec![0u8; 960]; 200]).chunk_interval(Duration::from_millis(20));
+    let mock = MockHttp::start(vec![plan]).await;
+    let tts = providers(&config(&mock.url(""))).tts("openai", "").unwrap();
+    let mut stream = tts.synthesize("A long answer.", &voice()).await.unwrap();
+    assert!(matches!(stream.next().await, Some(Ok(_))));
+    drop(stream);
+    assert!(mock.wait_client_close(Duration::from_secs(3)).await);
+}

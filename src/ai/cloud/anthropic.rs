@@ -2,13 +2,17 @@
 //!
 //! Protocol (Anthropic API docs, "Messages" and "Streaming Messages"): `POST {base}/messages`
 //! with the headers `x-api-key` and `anthropic-version: 2023-06-01`, the system prompt as the
-//! top-level `system` field and `stream: true`. The answer is server-sent events named by type:
-//! `message_start`, then per content block `content_block_start` (a `text` or `tool_use`
-//! block), `content_block_delta` (`text_delta` with text, or `input_json_delta` with a piece of
-//! the tool input's JSON text) and `content_block_stop`, then `message_delta` (with
-//! `stop_reason`) and `message_stop`. `ping` events may come at any time and `error` events
-//! report failures after the headers. Tool results go back as `tool_result` blocks in a user
-//! message.
+//! top-level `system` field and `stream: true`. The response is server-sent events named by
+//! type:
+//!
+//! - `message_start` opens the message;
+//! - per content block, `content_block_start` (a `text` or `tool_use` block), then
+//!   `content_block_delta` events (`text_delta` with text, or `input_json_delta` with a piece
+//!   of the tool input's JSON text), then `content_block_stop`;
+//! - `message_delta` carries the `stop_reason`, and `message_stop` ends the message;
+//! - `ping` events may come at any time, and `error` events report failures after the headers.
+//!
+//! Tool results go back as `tool_result` blocks in a user message.
 //!
 //! Not used: images and documents, prompt caching, extended thinking (its blocks are skipped),
 //! citations, `stop_sequences`, `temperature`.
@@ -148,8 +152,8 @@ fn text_block(text: &str) -> Vec<Value> {
 }
 
 fn tool_use_block(call: &ToolCall) -> Value {
-    // `input` must be an object; a model never produces anything else, but a hand-built
-    // history might.
+    // The API requires `input` to be an object. Models produce objects, but a history built by
+    // hand may hold other JSON.
     let input = if call.arguments.is_object() {
         call.arguments.clone()
     } else {

@@ -3,7 +3,7 @@
 //! Protocol (Microsoft Learn, "Text to speech REST API"): `POST
 //! {endpoint}/cognitiveservices/v1` with the headers `Ocp-Apim-Subscription-Key`,
 //! `Content-Type: application/ssml+xml`, `X-Microsoft-OutputFormat` and `User-Agent`, and an
-//! SSML document naming the voice. The answer is a chunked body of audio in the requested
+//! SSML document naming the voice. The response is a chunked body of audio in the requested
 //! format; the `raw-*` formats have no header.
 //!
 //! Not used: token authentication through `issueToken`, SSML prosody and styles, viseme and

@@ -2,7 +2,7 @@
 //!
 //! Protocol (ElevenLabs API reference, "Stream speech"): `POST
 //! {base}/text-to-speech/{voice_id}/stream?output_format=pcm_16000` with the header
-//! `xi-api-key` and a JSON body with `text`, `model_id` and `voice_settings`; the answer is a
+//! `xi-api-key` and a JSON body with `text`, `model_id` and `voice_settings`. The response is a
 //! chunked body of raw audio in the requested format (`pcm_<rate>` is 16-bit little-endian
 //! mono, `ulaw_8000` is G.711 mu-law).
 //!

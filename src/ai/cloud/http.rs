@@ -18,9 +18,9 @@ use super::metrics;
 use crate::ai::ProvidersConfig;
 use crate::ai::provider::ProviderError;
 
-/// Longest error body read to build a message, in bytes.
+/// Maximum error body read to build a message, in bytes.
 const ERROR_BODY_LIMIT: usize = 8 * 1024;
-/// Longest provider message kept in an error, in characters.
+/// Maximum provider message kept in an error, in characters.
 const ERROR_MESSAGE_CHARS: usize = 300;
 /// Wait before the first retry when the provider gives no `Retry-After`; it doubles per retry.
 const RETRY_BASE: Duration = Duration::from_millis(100);
@@ -36,11 +36,11 @@ pub struct HttpSettings {
     pub first_byte_timeout: Duration,
     /// Time a streamed body may send nothing before it is abandoned.
     pub read_timeout: Duration,
-    /// Total time of a request whose answer is not streamed.
+    /// Total time of a request whose response is not streamed.
     pub request_timeout: Duration,
     /// Retries after a failure that produced no output.
     pub max_retries: u32,
-    /// Longest `Retry-After` worth waiting for.
+    /// Maximum `Retry-After` worth waiting for.
     pub max_retry_after: Duration,
 }
 
@@ -81,20 +81,20 @@ impl HttpClient {
         Ok(Self { client, settings })
     }
 
-    /// The underlying `reqwest` client, to build requests with.
+    /// Returns the underlying `reqwest` client, to build requests with.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
 
-    /// The timeouts in use.
+    /// Returns the timeouts in use.
     pub fn settings(&self) -> &HttpSettings {
         &self.settings
     }
 
     /// Sends the request that `build` makes (called again for each attempt) and returns the
     /// response once its headers arrived with a success status. Connection failures, 429 and
-    /// 5xx are retried up to `max_retries` times; a deadline that passes is not retried, because
-    /// the caller's own deadline is usually shorter than a second attempt.
+    /// 5xx are retried up to `max_retries` times. A deadline that passes is not retried,
+    /// because the caller's own deadline is usually shorter than a second attempt.
     pub async fn send(
         &self,
         provider: &'static str,
@@ -106,7 +106,7 @@ impl HttpClient {
     }
 
     /// Like [`HttpClient::send`], with `deadline` for the response headers instead of the
-    /// first-byte timeout: for requests whose answer comes only after the work is done.
+    /// first-byte timeout, for requests whose response comes only after the work is done.
     pub async fn send_within(
         &self,
         provider: &'static str,

@@ -58,11 +58,11 @@ pub static FIRST_TOKEN: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
 });
 
-/// Longest pause between two tokens of one reply.
+/// Maximum pause between two tokens of one reply.
 pub static TOKEN_GAP: LazyLock<HistogramVec> = LazyLock::new(|| {
     histogram(
         "voicegate_llm_longest_token_gap_seconds",
-        "Longest pause between two tokens of one streamed reply.",
+        "Maximum pause between two tokens of one streamed reply.",
         &["provider"],
     )
 });

@@ -6,9 +6,10 @@
 //! come from a per-tenant override, else the configuration, else the provider's usual
 //! environment variable; they never appear in `Debug` output, errors or logs.
 //!
-//! Every client runs its network work in the caller's task (LLM, TTS) or in a session task
-//! (STT), talks to the conversation loop through bounded queues or pulled streams, and stops
-//! the work at the provider when the stream or session is dropped. See `docs/providers.md`.
+//! Language-model and synthesis clients do their network work in the caller's task, and
+//! speech-to-text sessions in a task of their own. They talk to the conversation loop through
+//! bounded queues or pulled streams. Dropping a stream or a session stops the work at the
+//! provider. See `docs/providers.md`.
 
 pub mod anthropic;
 pub mod azure_tts;

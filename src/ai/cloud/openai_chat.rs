@@ -3,7 +3,7 @@
 //! Ollama's `/v1` endpoint.
 //!
 //! Protocol (OpenAI API reference, "Create chat completion" and "The chat completion chunk
-//! object"): `POST {base}/chat/completions` with `stream: true` answers with server-sent events
+//! object"): `POST {base}/chat/completions` with `stream: true` responds with server-sent events
 //! whose `data` is a JSON chunk; `choices[0].delta.content` carries text, and
 //! `choices[0].delta.tool_calls` carries tool calls in fragments keyed by `index` (the first
 //! fragment has the `id` and `function.name`, later ones append to `function.arguments`, a JSON

@@ -3,7 +3,7 @@
 //!
 //! Protocol (OpenAI API reference, "Create transcription"): `POST {base}/audio/transcriptions`
 //! with a `multipart/form-data` body of `file` (here a 16 kHz mono 16-bit WAV), `model`,
-//! `response_format=json`, and optionally `language` (ISO 639-1) and `prompt`; the answer is
+//! `response_format=json`, and optionally `language` (ISO 639-1) and `prompt`. The response is
 //! `{"text": "..."}`.
 //!
 //! The session buffers caller audio and posts it on [`SttInput::Finalize`]; it produces no
@@ -27,8 +27,8 @@ const PROVIDER: &str = "openai-stt";
 const INPUT_QUEUE: usize = 100;
 /// Transcript events queued toward the conversation loop.
 const EVENT_QUEUE: usize = 16;
-/// Largest transcription answer accepted, in bytes.
-const ANSWER_LIMIT: usize = 256 * 1024;
+/// Maximum transcription response accepted, in bytes.
+const RESPONSE_LIMIT: usize = 256 * 1024;
 /// Requests that may be in flight at once; a caller speaking faster than this waits.
 const MAX_IN_FLIGHT: usize = 4;
 
@@ -92,14 +92,16 @@ impl OpenAiTranscription {
             .await?;
         let idle = self.http.settings().read_timeout;
         let mut body = BodyReader::new(PROVIDER, self.key.clone(), response, idle);
-        let mut answer = Vec::new();
+        let mut text = Vec::new();
         while let Some(chunk) = body.next_chunk().await {
-            answer.extend_from_slice(&chunk?);
-            if answer.len() > ANSWER_LIMIT {
-                return Err(protocol(format!("answer larger than {ANSWER_LIMIT} bytes")));
+            text.extend_from_slice(&chunk?);
+            if text.len() > RESPONSE_LIMIT {
+                return Err(protocol(format!(
+                    "response larger than {RESPONSE_LIMIT} bytes"
+                )));
             }
         }
-        parse_answer(&answer)
+        parse_response(&text)
     }
 }
 
@@ -111,14 +113,17 @@ fn protocol(message: String) -> ProviderError {
 }
 
 #[derive(Deserialize)]
-struct Answer {
+struct Transcription {
     text: String,
 }
 
-fn parse_answer(body: &[u8]) -> Result<String, ProviderError> {
-    let answer: Answer = serde_json::from_slice(body)
-        .map_err(|err| protocol(format!("answer is not a transcription JSON object: {err}")))?;
-    Ok(answer.text.trim().to_string())
+fn parse_response(body: &[u8]) -> Result<String, ProviderError> {
+    let transcription: Transcription = serde_json::from_slice(body).map_err(|err| {
+        protocol(format!(
+            "response is not a transcription JSON object: {err}"
+        ))
+    })?;
+    Ok(transcription.text.trim().to_string())
 }
 
 /// Encodes 16 kHz mono PCM as a WAV file.
@@ -251,14 +256,14 @@ mod tests {
     }
 
     #[test]
-    fn answer_parsing() {
-        assert_eq!(parse_answer(br#"{"text":" hello "}"#), Ok("hello".into()));
+    fn response_parsing() {
+        assert_eq!(parse_response(br#"{"text":" hello "}"#), Ok("hello".into()));
         assert!(matches!(
-            parse_answer(b"<html>"),
+            parse_response(b"<html>"),
             Err(ProviderError::Protocol { .. })
         ));
         assert!(matches!(
-            parse_answer(br#"{"txt":"x"}"#),
+            parse_response(br#"{"txt":"x"}"#),
             Err(ProviderError::Protocol { .. })
         ));
     }

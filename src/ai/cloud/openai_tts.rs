@@ -2,7 +2,7 @@
 //!
 //! Protocol (OpenAI API reference, "Create speech"): `POST {base}/audio/speech` with a JSON
 //! body of `model`, `input`, `voice` and `response_format`. With `response_format: "pcm"` the
-//! answer is raw 24 kHz signed 16-bit little-endian mono audio, sent as it is generated, which
+//! response is raw 24 kHz signed 16-bit little-endian mono audio, sent as it is generated, which
 //! this client resamples to 16 kHz.
 //!
 //! Not used: `instructions`, `speed`, and the compressed formats (mp3, opus, aac, flac, wav).

@@ -45,7 +45,7 @@ impl WireFormat {
     }
 }
 
-/// Why audio could not be converted.
+/// Error from converting audio between sample rates.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("resampling {from} Hz to {to} Hz failed: {message}")]
 pub struct ResampleError {
@@ -217,7 +217,7 @@ impl PcmDecoder {
         match self.format {
             WireFormat::Linear16 { .. } => self.push_linear16(bytes),
             WireFormat::Mulaw8k => {
-                // Decoding only fails on an empty payload, which is skipped here.
+                // G.711 decoding fails only on an empty payload, which is skipped here.
                 if !bytes.is_empty() {
                     let _ = self.mulaw.decode(bytes, &mut self.samples);
                 }

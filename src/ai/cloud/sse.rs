@@ -4,8 +4,8 @@
 //! Lines end in CRLF, LF or CR. A line `field: value` sets a field (one space after the colon is
 //! dropped), a line starting with `:` is a comment, and a blank line dispatches the event. The
 //! `data` lines of one event are joined with `\n`. An event without any `data` line is not
-//! dispatched, and an unfinished event at the end of the stream is discarded, as the standard
-//! says.
+//! dispatched, and the standard requires an unfinished event at the end of the stream to be
+//! discarded.
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -16,7 +16,7 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// Why the byte stream is not a usable event stream.
+/// Error from decoding an event stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SseError {
     /// One line or one event grew past the decoder's limit.

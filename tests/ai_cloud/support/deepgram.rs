@@ -2,7 +2,7 @@
 //!
 //! Test speech is synthetic: each word is 200 ms of one constant sample value
 //! (`1000 + 100 * id`, see [`VOCABULARY`]) followed by silence. The server finds the words in
-//! the 16 kHz linear16 audio it receives and answers with `Results` messages shaped like
+//! the 16 kHz linear16 audio it receives and replies with `Results` messages shaped like
 //! Deepgram's: interim results after each word, a final result every three words or after
 //! 300 ms of silence (endpointing), a `from_finalize` final on `Finalize`, and `Metadata` then
 //! close 1000 on `CloseStream`. Times are seconds of audio received on that connection, as
@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-/// Words the toy recogniser knows; a word's id is its index plus one.
+/// Vocabulary of the toy recogniser. A word's id is its index plus one.
 pub const VOCABULARY: [&str; 14] = [
     "my", "account", "number", "is", "four", "two", "one", "nine", "zero", "hello", "hold", "on",
     "please", "thanks",
@@ -62,6 +62,12 @@ pub struct Fault {
     pub reset_after: Option<usize>,
     /// Send a frame that is not JSON right after the upgrade.
     pub garbage: bool,
+    /// Send an `Error` message with this description before closing with `close_after`.
+    pub error_message: Option<String>,
+    /// Wait this long before completing the upgrade.
+    pub upgrade_delay: Option<std::time::Duration>,
+    /// Accept the TCP connection but never answer the upgrade request.
+    pub hang_upgrade: bool,
 }
 
 /// What the server saw on one connection.
@@ -80,7 +86,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// The value of header `name`.
+    /// Returns the value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -88,7 +94,7 @@ impl Connection {
             .map(|(_, v)| v.as_str())
     }
 
-    /// How many text frames equal `text`.
+    /// Counts the text frames equal to `text`.
     pub fn count_text(&self, text: &str) -> usize {
         self.texts.iter().filter(|t| t.as_str() == text).count()
     }
@@ -135,7 +141,7 @@ impl MockDeepgram {
         Self { addr, shared }
     }
 
-    /// The `ws://` URL of the listen endpoint.
+    /// Returns the `ws://` URL of the listen endpoint.
     pub fn url(&self) -> String {
         format!("ws://{}/v1/listen", self.addr)
     }
@@ -159,6 +165,20 @@ async fn serve(
     idle: Option<Duration>,
     record: Arc<Mutex<Connection>>,
 ) {
+    if fault.hang_upgrade {
+        record.lock().ended = "upgrade never answered".into();
+        let mut stream = stream;
+        let mut sink = [0u8; 1024];
+        while let Ok(n) = tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+        return;
+    }
+    if let Some(delay) = fault.upgrade_delay {
+        tokio::time::sleep(delay).await;
+    }
     let callback_record = record.clone();
     let reject = fault.reject;
     let callback = move |request: &Request, response: Response| {
@@ -246,6 +266,11 @@ impl Recogniser {
                     if let Some((after, code)) = fault.close_after
                         && self.samples >= after
                     {
+                        if let Some(description) = &fault.error_message {
+                            let error = json!({"type": "Error", "variant": "NET-0000",
+                                               "description": description, "message": ""});
+                            let _ = socket.send(Message::text(error.to_string())).await;
+                        }
                         record.lock().ended = format!("closed with {code}");
                         close(&mut socket, code, "internal server error").await;
                         return format!("closed with {code}");
@@ -385,7 +410,7 @@ async fn close(socket: &mut Socket, code: u16, reason: &str) {
         reason: reason.to_string().into(),
     };
     let _ = socket.send(Message::Close(Some(frame))).await;
-    // Read until the client answers the close (RFC 6455 §5.5.1), so that closing the TCP
+    // Read until the client replies to the close (RFC 6455 §5.5.1), so that closing the TCP
     // connection with unread audio in it does not reset it and discard results in flight.
     let drain = async {
         while let Some(Ok(message)) = socket.next().await {

@@ -27,7 +27,7 @@ pub enum End {
 /// One scripted response.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Wait before the status line; `None` never answers.
+    /// Wait before the status line. `None` sends no response at all.
     pub headers_after: Option<Duration>,
     /// Status code.
     pub status: u16,
@@ -40,7 +40,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// A 200 response with `content_type` and the given chunks sent at once.
+    /// Creates a 200 response with `content_type` and the given chunks sent at once.
     pub fn ok(content_type: &str, chunks: Vec<Vec<u8>>) -> Self {
         Self {
             headers_after: Some(Duration::ZERO),
@@ -51,7 +51,7 @@ impl Plan {
         }
     }
 
-    /// An error response with a JSON body.
+    /// Creates an error response with a JSON body.
     pub fn error(status: u16, body: &str) -> Self {
         Self {
             headers_after: Some(Duration::ZERO),
@@ -62,7 +62,7 @@ impl Plan {
         }
     }
 
-    /// A connection that reads the request and never answers.
+    /// Creates a plan that reads the request and sends no response.
     pub fn silent() -> Self {
         Self {
             headers_after: None,
@@ -114,7 +114,7 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    /// The value of header `name`.
+    /// Returns the value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -122,7 +122,7 @@ impl Recorded {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The body parsed as JSON.
+    /// Parses the body as JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("request body is JSON")
     }
@@ -147,7 +147,7 @@ pub struct MockHttp {
 }
 
 impl MockHttp {
-    /// Starts a server that answers requests with `plans` in order, repeating the last one.
+    /// Starts a server that responds to requests with `plans` in order, repeating the last one.
     pub async fn start(plans: Vec<Plan>) -> Self {
         Self::launch(Shared {
             plans: Mutex::new(plans.into()),

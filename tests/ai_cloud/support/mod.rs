@@ -38,7 +38,7 @@ pub fn config(base: &str) -> ProvidersConfig {
     }
 }
 
-/// The provider factory for `config`, with an empty environment.
+/// Builds the provider factory for `config`, with an empty environment.
 pub fn providers(config: &ProvidersConfig) -> CloudProviders {
     CloudProviders::with_env(config, |_| None).expect("valid configuration")
 }
@@ -81,7 +81,7 @@ pub async fn collect_events(
         .expect("session ended in time")
 }
 
-/// The final texts of `events`, joined with spaces.
+/// Joins the final texts of `events` with spaces.
 pub fn final_text(events: &[SttEvent]) -> String {
     events
         .iter()
@@ -98,7 +98,7 @@ pub fn le_bytes(samples: &[i16]) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
-/// A sine tone.
+/// Generates a sine tone.
 pub fn tone(rate: u32, hz: f32, samples: usize) -> Vec<i16> {
     (0..samples)
         .map(|i| {

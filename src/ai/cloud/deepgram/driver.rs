@@ -30,7 +30,7 @@ use crate::ai::provider::{ProviderError, SttEvent, SttInput};
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Connecting = Pin<Box<dyn Future<Output = Result<Socket, ProviderError>> + Send>>;
 
-/// Longest wait for the close handshake when dropping a connection.
+/// Maximum wait for the close handshake when dropping a connection.
 const CLOSE_WAIT: Duration = Duration::from_millis(500);
 /// Frames queued toward one connection. Live audio goes out in 20 ms frames and replays in
 /// 100 ms frames, so a full queue means the server stopped reading for seconds.
@@ -184,7 +184,7 @@ impl Driver {
             Some(Ok(Message::Binary(_))) => {
                 tracing::debug!("unexpected binary frame from deepgram ignored");
             }
-            // Pings are answered by tungstenite on the next read or write.
+            // Tungstenite replies to pings on the next read or write.
             Some(Ok(_)) => {}
             Some(Err(err)) => {
                 self.connection = None;

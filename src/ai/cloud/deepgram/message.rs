@@ -7,9 +7,9 @@ use url::Url;
 /// Text frame that keeps an idle connection open (Deepgram closes it after about 10 s without
 /// audio or a KeepAlive).
 pub const KEEP_ALIVE: &str = r#"{"type":"KeepAlive"}"#;
-/// Text frame that asks for final results of all audio sent so far.
+/// Text frame that requests final results for all audio sent so far.
 pub const FINALIZE: &str = r#"{"type":"Finalize"}"#;
-/// Text frame that asks the server to flush, send Metadata and close.
+/// Text frame that requests the server to flush, send Metadata and close.
 pub const CLOSE_STREAM: &str = r#"{"type":"CloseStream"}"#;
 
 /// Query parameters of a `/v1/listen` connection.
@@ -98,7 +98,7 @@ pub struct Results {
     pub is_final: bool,
     /// Whether the server detected the end of speech (endpointing).
     pub speech_final: bool,
-    /// Whether this result answers a Finalize message.
+    /// Whether this result is the reply to a Finalize message.
     pub from_finalize: bool,
     /// Transcript of the first alternative.
     pub transcript: String,

@@ -1,13 +1,16 @@
 //! Speech-to-text over Deepgram's live streaming WebSocket API.
 //!
-//! Protocol (Deepgram docs, "Live Audio" API reference and the "Audio Keep Alive", "Finalize",
-//! "Close Stream", "Endpointing", "Interim Results" and "Utterance End" pages): connect to
+//! Protocol (Deepgram docs: the "Audio Keep Alive", "Close Stream", "Endpointing", "Interim
+//! Results" and "Utterance End" pages and the streaming troubleshooting guide): connect to
 //! `wss://api.deepgram.com/v1/listen` with the options as query parameters and the header
-//! `Authorization: Token <key>`; send raw audio as binary frames and the control messages
-//! `KeepAlive`, `Finalize` and `CloseStream` as text frames; receive `Results`,
-//! `UtteranceEnd`, `SpeechStarted`, `Metadata` and `Error` messages as text frames. The server
-//! closes a socket that gets neither audio nor KeepAlive for about 10 s (close code 1011), and
-//! closes with 1008 for audio it cannot decode.
+//! `Authorization: Token <key>`. The client sends raw audio as binary frames and the control
+//! messages `KeepAlive`, `Finalize` and `CloseStream` as text frames. The server sends
+//! `Results`, `UtteranceEnd`, `SpeechStarted` and `Metadata` messages as text frames. An
+//! `Error` message is also accepted, read leniently from its `variant`, `description` and
+//! `message` fields, because its shape is not pinned down in the pages above.
+//! A refused upgrade is an HTTP 4xx or 5xx. Errors after the upgrade arrive as a close frame
+//! with an RFC 6455 §7.4.1 code and a reason. The server closes a socket that gets neither
+//! audio nor KeepAlive for about 10 s (error NET-0001).
 //!
 //! A dropped connection is opened again at once and then with backoff; the recent caller audio
 //! is replayed into it and words already finalised are removed (see [`session`]).

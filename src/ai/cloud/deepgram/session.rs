@@ -10,8 +10,8 @@
 //! starts at an `origin` offset, and Deepgram's times are seconds from that origin. The
 //! `final_cursor` is the offset up to which final text was already emitted. After a drop, the
 //! new connection starts [`REPLAY_CONTEXT`] before the cursor (or at the oldest held audio), so
-//! a word cut at the boundary is heard whole; words whose midpoint lies before the cursor were
-//! already emitted and are dropped from the new connection's results.
+//! that a word cut at the boundary is heard whole. Words whose midpoint lies before the cursor
+//! were already emitted, so they are dropped from the new connection's results.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -26,9 +26,9 @@ pub const PROVIDER: &str = "deepgram";
 /// Audio before the final cursor that a new connection hears again, so that a word cut at the
 /// boundary is recognised whole.
 pub const REPLAY_CONTEXT: Duration = Duration::from_secs(1);
-/// Longest a connection stays open after CloseStream waiting for the last results.
+/// Maximum time a connection stays open after CloseStream, waiting for the last results.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Longest reconnect delay.
+/// Maximum reconnect delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Audio sent in one binary frame at most when replaying, 100 ms at the configured rate.
 const REPLAY_FRAME_DIVISOR: u32 = 10;
@@ -52,7 +52,7 @@ pub struct SessionConfig {
     pub seed: u64,
 }
 
-/// What the driver must do next.
+/// An action the driver performs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Open a new WebSocket connection; report with `handle_connected` or
@@ -145,7 +145,7 @@ impl Session {
         }
     }
 
-    /// Whether the session ended; the driver stops after draining the outputs.
+    /// Returns whether the session ended. The driver stops after draining the outputs.
     pub fn is_finished(&self) -> bool {
         self.link == Link::Finished
     }
@@ -173,7 +173,7 @@ impl Session {
             _ => self.ring.end() > self.final_cursor,
         };
         if !unfinalized {
-            // Nothing was said since the last final text: answer at once instead of waiting
+            // No audio arrived since the last final text, so reply at once instead of waiting
             // for a server that may have nothing to send.
             self.outputs
                 .push_back(Output::Event(SttEvent::Final(String::new())));
@@ -187,12 +187,13 @@ impl Session {
         }
     }
 
-    /// The call went on hold or was muted; KeepAlive messages hold the connection open.
+    /// Marks the call as on hold or muted. KeepAlive messages keep the connection open.
     pub fn handle_pause(&mut self, _now: Instant) {
         self.paused = true;
     }
 
-    /// Audio resumes; a connection the server closed during the pause is opened again.
+    /// Marks audio as flowing again and reopens a connection the server closed during the
+    /// pause.
     pub fn handle_resume(&mut self, now: Instant) {
         self.paused = false;
         if self.link == Link::Down(None) {
@@ -200,7 +201,7 @@ impl Session {
         }
     }
 
-    /// The conversation loop closed the session: ask the server to flush and close.
+    /// Ends the session for the conversation loop: asks the server to flush and close.
     pub fn handle_end(&mut self, now: Instant) {
         match self.link {
             Link::Up(connection) => {
@@ -212,7 +213,7 @@ impl Session {
         }
     }
 
-    /// The connection requested by [`Output::Connect`] is open.
+    /// Starts using the connection that [`Output::Connect`] requested, replaying held audio.
     pub fn handle_connected(&mut self, now: Instant) {
         if self.link != Link::Connecting {
             return;
@@ -252,7 +253,7 @@ impl Session {
         }
     }
 
-    /// The connection attempt failed.
+    /// Records a failed connection attempt and schedules the next one or gives up.
     pub fn handle_connect_failed(&mut self, now: Instant, error: ProviderError) {
         if self.link != Link::Connecting {
             return;
@@ -265,7 +266,7 @@ impl Session {
         self.after_failure(now, error);
     }
 
-    /// The server closed the connection or it broke. `error` describes the close.
+    /// Handles a connection the server closed or that broke. `error` describes the close.
     pub fn handle_closed(&mut self, now: Instant, error: ProviderError) {
         let connection = match self.link {
             Link::Closing(..) => {
@@ -282,7 +283,7 @@ impl Session {
         self.after_failure(now, error);
     }
 
-    /// A text frame arrived.
+    /// Handles a text frame from the server.
     pub fn handle_text(&mut self, now: Instant, text: &str) {
         let origin = match self.link {
             Link::Up(connection) => connection.origin,
@@ -462,11 +463,12 @@ impl Session {
     }
 }
 
-/// Whether another connection attempt may help.
+/// Returns whether another connection attempt may help.
 fn is_retryable(error: &ProviderError) -> bool {
     match error {
-        // 1008 is Deepgram's close for audio it cannot decode; 400-404 reject the handshake
-        // for a bad key, a bad parameter or an unknown model.
+        // 400-404 reject the upgrade for a bad key, parameter or model. Close code 1008
+        // (policy violation, RFC 6455 §7.4.1) means the server rejected what was sent, so
+        // sending the same audio again cannot help.
         ProviderError::Rejected { status, .. } => !matches!(status, 400..=404 | 1008),
         ProviderError::Config { .. } => false,
         _ => true,
@@ -587,7 +589,7 @@ mod tests {
         }
     }
 
-    /// A session that is connected at `now` and has sent `seconds` of silence.
+    /// Creates a session that is connected at `now` and has sent `seconds` of silence.
     fn connected(now: Instant, seconds: usize) -> Session {
         let mut session = Session::new(config());
         assert_eq!(drain(&mut session), vec![Output::Connect]);
@@ -791,7 +793,7 @@ mod tests {
     }
 
     #[test]
-    fn finalize_with_nothing_new_answers_at_once() {
+    fn finalize_with_nothing_new_replies_at_once() {
         let now = Instant::now();
         let mut session = Session::new(config());
         drain(&mut session);
