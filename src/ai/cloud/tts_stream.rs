@@ -68,12 +68,10 @@ pub fn audio_stream(
 impl AudioState {
     async fn next_chunk(&mut self) -> Option<Result<Vec<i16>, ProviderError>> {
         while !self.finished {
-            let mut pcm = Vec::new();
-            let result = match self.body.next_chunk().await {
+            match self.body.next_chunk().await {
                 None => {
                     self.finished = true;
                     metrics::count_request(self.provider, Ok(()));
-                    self.decoder.finish(&mut pcm)
                 }
                 Some(Err(err)) => {
                     self.finished = true;
@@ -83,18 +81,12 @@ impl AudioState {
                 }
                 Some(Ok(bytes)) => {
                     self.note_first_audio();
-                    self.decoder.push(&bytes, &mut pcm)
+                    let mut pcm = Vec::with_capacity(bytes.len());
+                    self.decoder.push(&bytes, &mut pcm);
+                    if !pcm.is_empty() {
+                        return Some(Ok(pcm));
+                    }
                 }
-            };
-            if let Err(err) = result {
-                self.finished = true;
-                return Some(Err(ProviderError::Protocol {
-                    provider: self.provider,
-                    message: err.to_string(),
-                }));
-            }
-            if !pcm.is_empty() {
-                return Some(Ok(pcm));
             }
         }
         None

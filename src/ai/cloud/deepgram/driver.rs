@@ -158,10 +158,8 @@ impl Driver {
                     return;
                 };
                 let mut bytes = Vec::with_capacity(pcm.len() * 2);
-                match encoder.push(&pcm, &mut bytes) {
-                    Ok(()) => self.session.handle_audio(now, &bytes),
-                    Err(err) => tracing::warn!(error = %err, "caller audio not encoded"),
-                }
+                encoder.push(&pcm, &mut bytes);
+                self.session.handle_audio(now, &bytes);
             }
             Some(SttInput::Finalize) => self.session.handle_finalize(now),
             Some(SttInput::Pause) => self.session.handle_pause(now),
