@@ -183,7 +183,8 @@ pub struct ProvidersConfig {
     pub openai_llm_max_tokens: u32,
     /// `max_tokens` sent to Anthropic (the API requires it).
     pub anthropic_max_tokens: u32,
-    /// ElevenLabs output format: `pcm_16000`, `pcm_8000`, `pcm_22050`, `pcm_24000`, `pcm_44100` or `ulaw_8000`.
+    /// ElevenLabs output format: `pcm_16000`, `pcm_8000`, `pcm_22050`, `pcm_24000`,
+    /// `pcm_44100` or `ulaw_8000`.
     pub elevenlabs_output_format: String,
     /// ElevenLabs voice stability, 0.0 to 1.0.
     pub elevenlabs_stability: f64,

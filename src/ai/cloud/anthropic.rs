@@ -579,6 +579,24 @@ mod tests {
     }
 
     #[test]
+    fn mutated_events_do_not_panic() {
+        let data = r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t","name":"n","input":{}}}"#;
+        let delta = r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"a\":1}"}}"#;
+        let stop = r#"{"type":"content_block_stop","index":0}"#;
+        for text in [data, delta, stop] {
+            let bytes = text.as_bytes();
+            for position in 0..bytes.len() {
+                for replacement in [b'"', b'{', b'}', b'1', b'x'] {
+                    let mut mutated = bytes.to_vec();
+                    mutated[position] = replacement;
+                    let mutated = String::from_utf8_lossy(&mutated).to_string();
+                    let _ = parse(&[("x", data), ("x", &mutated), ("x", stop)]);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn end_before_message_stop_is_connect_error() {
         let mut parser = EventParser::default();
         let result = parser.on_end(&mut VecDeque::new());

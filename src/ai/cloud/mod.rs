@@ -17,7 +17,7 @@ pub mod deepgram;
 pub mod elevenlabs;
 pub mod http;
 pub mod key;
-mod llm_stream;
+pub mod llm_stream;
 pub mod metrics;
 pub mod openai_chat;
 pub mod openai_stt;

@@ -471,6 +471,19 @@ mod tests {
     }
 
     #[test]
+    fn mutated_chunks_do_not_panic() {
+        let chunk = r#"{"choices":[{"index":0,"delta":{"content":"x","tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#;
+        let bytes = chunk.as_bytes();
+        for position in 0..bytes.len() {
+            for replacement in [b'"', b'{', b'}', b'[', b'-', b'9', b'n'] {
+                let mut mutated = bytes.to_vec();
+                mutated[position] = replacement;
+                let _ = parse(&[&String::from_utf8_lossy(&mutated), "[DONE]"]);
+            }
+        }
+    }
+
+    #[test]
     fn end_after_finish_reason_is_done() {
         let mut parser = ChunkParser::default();
         let mut out = VecDeque::new();

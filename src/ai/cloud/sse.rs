@@ -256,6 +256,31 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_do_not_panic() {
+        let mut state = 0x1234_5678_u64;
+        for _ in 0..2_000 {
+            let mut decoder = SseDecoder::with_limit(256);
+            for _ in 0..8 {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                let len = (state >> 58) as usize;
+                let bytes: Vec<u8> = (0..len)
+                    .map(|i| {
+                        let byte = (state >> (i % 8 * 8)) as u8;
+                        // Bias toward the bytes the grammar cares about.
+                        [b'\n', b'\r', b':', b' ', byte][(byte % 5) as usize]
+                    })
+                    .collect();
+                if decoder.push(&bytes).is_err() {
+                    break;
+                }
+                while decoder.poll_event().is_some() {}
+            }
+        }
+    }
+
+    #[test]
     fn invalid_utf8_does_not_panic() {
         let events = decode(&[b"data: \xFF\xFE\n\n"]);
         assert_eq!(events.len(), 1);

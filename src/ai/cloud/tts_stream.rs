@@ -76,7 +76,8 @@ impl AudioState {
                 Some(Err(err)) => {
                     self.finished = true;
                     metrics::count_request(self.provider, Err(&err));
-                    tracing::warn!(provider = self.provider, error = %err, "synthesis stream failed");
+                    let provider = self.provider;
+                    tracing::warn!(provider, error = %err, "synthesis stream failed");
                     return Some(Err(err));
                 }
                 Some(Ok(bytes)) => {

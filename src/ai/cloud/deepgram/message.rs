@@ -408,6 +408,22 @@ mod tests {
     }
 
     #[test]
+    fn truncated_and_mutated_messages_do_not_panic() {
+        let text = r#"{"type":"Results","start":0.5,"duration":1,"is_final":true,"channel":{"alternatives":[{"transcript":"a b","words":[{"word":"a","start":0.6,"end":0.7},{"word":"b","start":0.8,"end":0.9}]}]}}"#;
+        for cut in 0..text.len() {
+            let _ = parse(&text[..cut]);
+        }
+        let bytes = text.as_bytes();
+        for position in 0..bytes.len() {
+            for replacement in [b'"', b'{', b'}', b'-', b'9', b'e', b'\\'] {
+                let mut mutated = bytes.to_vec();
+                mutated[position] = replacement;
+                let _ = parse(&String::from_utf8_lossy(&mutated));
+            }
+        }
+    }
+
+    #[test]
     fn results_without_alternatives_are_empty() {
         let ServerMessage::Results(results) =
             parse(r#"{"type":"Results","start":0,"duration":1,"channel":{"alternatives":[]}}"#)

@@ -19,9 +19,9 @@
 //! its own VAD), search, callbacks, and the `Configure` message.
 
 mod driver;
-mod message;
+pub mod message;
 mod ring;
-mod session;
+pub mod session;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;

@@ -54,8 +54,9 @@ impl AudioRing {
     /// Copies the bytes from `offset` (clamped to the held range) to the end, at most `max`.
     pub fn copy_from(&self, offset: u64, max: usize) -> Vec<u8> {
         let from = offset.clamp(self.start, self.end());
-        let skip = (from - self.start) as usize;
-        self.data.iter().skip(skip).take(max).copied().collect()
+        let first = (from - self.start) as usize;
+        let last = first.saturating_add(max).min(self.data.len());
+        self.data.range(first..last).copied().collect()
     }
 }
 

@@ -209,7 +209,7 @@ impl Session {
                 self.link = Link::Closing(now + CLOSE_TIMEOUT, connection.origin);
             }
             Link::Closing(..) | Link::Finished => {}
-            Link::Down(_) | Link::Connecting => self.link = Link::Finished,
+            Link::Down(_) | Link::Connecting => self.finish_ok(),
         }
     }
 
@@ -270,7 +270,7 @@ impl Session {
     pub fn handle_closed(&mut self, now: Instant, error: ProviderError) {
         let connection = match self.link {
             Link::Closing(..) => {
-                self.link = Link::Finished;
+                self.finish_ok();
                 return;
             }
             Link::Up(connection) => connection,
@@ -340,10 +340,16 @@ impl Session {
             }
             Link::Closing(deadline, _) if now >= deadline => {
                 self.outputs.push_back(Output::Disconnect);
-                self.link = Link::Finished;
+                self.finish_ok();
             }
             _ => {}
         }
+    }
+
+    /// Ends a session that did not fail, counting it as a successful one.
+    fn finish_ok(&mut self) {
+        metrics::count_request(PROVIDER, Ok(()));
+        self.link = Link::Finished;
     }
 
     fn is_ending(&self) -> bool {
@@ -388,7 +394,7 @@ impl Session {
         };
         if let Link::Closing(..) = self.link {
             self.outputs.push_back(Output::Disconnect);
-            self.link = Link::Finished;
+            self.finish_ok();
             return;
         }
         self.outputs.push_back(Output::Disconnect);
