@@ -36,7 +36,7 @@ pub fn local_at(addr: &str, codecs: &[CodecName]) -> LocalMedia {
     }
 }
 
-/// A fresh session for one dialog.
+/// Creates the offer/answer state of one dialog.
 pub fn session(local: LocalMedia) -> LocalSession {
     LocalSession::new(local, 3_000_000_001)
 }

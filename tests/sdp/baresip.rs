@@ -95,7 +95,7 @@ impl Drop for Baresip {
     }
 }
 
-/// A port that was free a moment ago, for baresip to listen on.
+/// Returns a loopback port that was free a moment ago, for baresip to listen on.
 fn free_udp_port() -> SocketAddr {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -140,7 +140,7 @@ impl SipMessage {
         }
     }
 
-    /// The whole header line, for copying into a response.
+    /// Returns the whole header line, for copying into a response.
     fn header(&self, name: &str) -> String {
         let prefix = format!("{}:", name.to_ascii_lowercase());
         self.headers
@@ -158,18 +158,18 @@ impl SipMessage {
     }
 }
 
-/// Receives the next SIP message that satisfies `wanted`, failing after [`STEP_TIMEOUT`].
+/// Receives the next SIP message that satisfies `matches`, failing after [`STEP_TIMEOUT`].
 fn receive_sip(
     socket: &UdpSocket,
     baresip: &Baresip,
-    wanted: impl Fn(&SipMessage) -> bool,
+    matches: impl Fn(&SipMessage) -> bool,
 ) -> (SipMessage, SocketAddr) {
     let deadline = Instant::now() + STEP_TIMEOUT;
     let mut buffer = [0u8; 65_535];
     while Instant::now() < deadline {
         if let Ok((len, from)) = socket.recv_from(&mut buffer) {
             let message = SipMessage::parse(&buffer[..len]);
-            if wanted(&message) {
+            if matches(&message) {
                 return (message, from);
             }
         }
@@ -307,7 +307,7 @@ fn baresip_answer_to_our_offer() {
         offer.len()
     );
 
-    // baresip may still be starting, so repeat the INVITE until anything answers it.
+    // baresip may still be starting, so the INVITE is repeated until a response arrives.
     let deadline = Instant::now() + STEP_TIMEOUT;
     let mut buffer = [0u8; 65_535];
     let first_response = loop {

@@ -113,7 +113,10 @@ fn unparsable_answer_is_an_error() {
         .unwrap_err()
         .into();
     assert!(
-        matches!(error, NegotiationError::Parse(SdpError::MissingOrigin)),
+        matches!(
+            error,
+            NegotiationError::Parse(SdpError::LineBeforeOrigin { line: 2 })
+        ),
         "{error}"
     );
     assert_eq!(error.warning().0, 399);

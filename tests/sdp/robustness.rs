@@ -187,7 +187,7 @@ fn random_line(rng: &mut StdRng) -> String {
     }
 }
 
-/// A body shaped like an offer (`v=`, `o=`, usually a `c=`, then media sections) whose lines
+/// Builds a body shaped like an offer (`v=`, `o=`, usually a `c=`, then media sections) whose lines
 /// are drawn from the tables above with interesting tokens mixed in.
 fn random_sdp(rng: &mut StdRng) -> String {
     let mut lines = vec!["v=0".to_owned(), "o=- 1 1 IN IP4 192.0.2.1".to_owned()];
@@ -267,7 +267,7 @@ fn check(body: &[u8], tally: &mut Tally) {
     }
 }
 
-/// Answers the offer with fresh state; returns whether it was answered.
+/// Answers the offer with fresh state and returns whether that succeeded.
 fn check_answer(offer: &SessionDescription, local: LocalMedia) -> bool {
     let mut session = LocalSession::new(local.clone(), 7);
     let Ok((answer, media)) = session.answer(offer) else {

@@ -5,12 +5,12 @@ use thiserror::Error;
 use super::model::IpFamily;
 use super::parse::SdpError;
 
-/// Longest piece of peer text copied into an error, in characters.
+/// Maximum length of peer text copied into an error, in characters.
 const MAX_EXCERPT_CHARS: usize = 40;
 
-/// Why an offer could not be answered, or an answer could not be accepted. The dialog layer
-/// rejects an offer with 488 and [`NegotiationError::warning`], and ends a call whose answer
-/// fails with BYE.
+/// Error from offer/answer: an offer that cannot be answered, or an answer that cannot be
+/// accepted. The dialog layer rejects an offer with 488 and [`NegotiationError::warning`], and
+/// ends a call whose answer fails with BYE.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NegotiationError {
     /// The description does not parse.
@@ -22,7 +22,7 @@ pub enum NegotiationError {
     /// No offered audio format is one we accept.
     #[error("no common audio codec; offered {offered}")]
     NoCommonCodec {
-        /// Offered formats, such as `G729/8000 opus/16000`.
+        /// Offered formats, such as `18 G729/8000, 98 opus/16000`.
         offered: String,
     },
     /// The audio stream uses a transport other than plain RTP (for example SRTP).
@@ -97,7 +97,7 @@ impl NegotiationError {
     }
 }
 
-/// A bounded copy of peer text for an error message.
+/// Copies peer text for an error message, cut to [`MAX_EXCERPT_CHARS`] characters.
 pub(super) fn excerpt(text: &str) -> String {
     let mut chars = text.chars();
     let mut excerpt: String = chars.by_ref().take(MAX_EXCERPT_CHARS).collect();

@@ -28,7 +28,7 @@ pub struct RtpFormat<'a> {
     pub channels: Option<u8>,
 }
 
-/// What voicegate makes of a payload format.
+/// Classification of a payload format by what voicegate can do with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FormatKind {
     /// An audio codec voicegate implements.
@@ -61,7 +61,7 @@ impl RtpFormat<'_> {
         codec.map_or(FormatKind::Other, FormatKind::Codec)
     }
 
-    /// The codec, if this format is one voicegate implements.
+    /// Returns the codec, if this format is one voicegate implements.
     pub fn codec(&self) -> Option<CodecName> {
         match self.kind() {
             FormatKind::Codec(codec) => Some(codec),
@@ -69,7 +69,7 @@ impl RtpFormat<'_> {
         }
     }
 
-    /// Whether this format is telephone-event at the given clock rate.
+    /// Returns whether this format is telephone-event at the given clock rate.
     pub fn is_telephone_event_at(&self, clock_rate: u32) -> bool {
         self.kind() == FormatKind::TelephoneEvent && self.clock_rate == clock_rate
     }
@@ -85,7 +85,7 @@ pub struct RtcpAttribute {
 }
 
 impl MediaDescription {
-    /// The section's RTP payload formats in the order of the `m=` line. Tokens that are not a
+    /// Returns the section's RTP payload formats in the order of the `m=` line. Tokens that are not a
     /// payload type from 0 to 127, dynamic types without a readable rtpmap, and repeated
     /// numbers are skipped.
     pub fn rtp_formats(&self) -> Vec<RtpFormat<'_>> {
@@ -110,7 +110,7 @@ impl MediaDescription {
         formats
     }
 
-    /// The first readable `a=rtpmap` for a payload type.
+    /// Returns the first readable `a=rtpmap` for a payload type.
     pub fn rtpmap(&self, payload_type: u8) -> Option<RtpFormat<'_>> {
         self.attribute_values("rtpmap")
             .filter_map(parse_rtpmap)
@@ -136,13 +136,14 @@ impl MediaDescription {
             .find_map(parse_packet_time)
     }
 
-    /// The first readable `a=rtcp`.
+    /// Returns the first readable `a=rtcp`.
     pub fn rtcp(&self) -> Option<RtcpAttribute> {
         self.attribute_values("rtcp").find_map(parse_rtcp)
     }
 }
 
-/// A payload type token: one to three decimal digits with a value up to 127 (RFC 3551 §3).
+/// Parses a payload type token: one to three decimal digits with a value up to 127
+/// (RFC 3551 §3).
 pub fn parse_payload_type(token: &str) -> Option<u8> {
     let digits_only =
         !token.is_empty() && token.len() <= 3 && token.bytes().all(|b| b.is_ascii_digit());
@@ -220,7 +221,7 @@ pub fn parse_format_parameters(parameters: &str) -> BTreeMap<String, String> {
     map
 }
 
-/// A packet time in whole milliseconds from 10 to 120 and a multiple of 10. voicegate frames
+/// Parses a packet time in whole milliseconds from 10 to 120 and a multiple of 10. voicegate frames
 /// audio in 10 ms steps, and every common packet time (10, 20, 30, 40, 60) fits.
 pub fn parse_packet_time(value: &str) -> Option<u32> {
     let digits_only =

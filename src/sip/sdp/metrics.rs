@@ -7,7 +7,7 @@ use prometheus::{IntCounterVec, Opts};
 use super::error::NegotiationError;
 use super::types::CodecName;
 
-/// Which side of the exchange we were.
+/// Our side of the exchange.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Role {
     /// We answered the peer's offer.
@@ -41,8 +41,9 @@ static FAILED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-/// Creates a counter and registers it. Registration fails only if the name is taken, and a
-/// counter that is not exported still counts, so that case is logged instead of panicking.
+/// Creates a counter and registers it. Registration fails when a collector of the same name
+/// is registered already. The counter then still counts but is not exported, so the failure is
+/// logged instead of panicking.
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let counter = IntCounterVec::new(Opts::new(name, help), labels)
         .expect("metric name and labels are valid constants");

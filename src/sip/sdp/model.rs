@@ -16,7 +16,7 @@ pub enum IpFamily {
 }
 
 impl IpFamily {
-    /// The family of an address.
+    /// Returns the family of an address.
     pub fn of(addr: IpAddr) -> IpFamily {
         match addr {
             IpAddr::V4(_) => IpFamily::V4,
@@ -24,7 +24,7 @@ impl IpFamily {
         }
     }
 
-    /// The `<addrtype>` token of `o=` and `c=` lines.
+    /// Returns the `<addrtype>` token of `o=` and `c=` lines.
     pub fn addr_type(self) -> &'static str {
         match self {
             IpFamily::V4 => "IP4",
@@ -110,7 +110,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A unicast `IN` connection line for an IP address.
+    /// Builds a unicast `IN` connection line for an IP address.
     pub fn for_ip(addr: IpAddr) -> Connection {
         Connection {
             net_type: "IN".into(),
@@ -121,8 +121,8 @@ impl Connection {
         }
     }
 
-    /// Address family named by the address type, or `None` for a type other than IP4 and IP6.
-    /// The case of the token is ignored because some gateways write `ip4`.
+    /// Returns the address family named by the address type, or `None` for a type other than
+    /// IP4 and IP6. The case of the token is ignored because some gateways write `ip4`.
     pub fn family(&self) -> Option<IpFamily> {
         if self.addr_type.eq_ignore_ascii_case("IP4") {
             Some(IpFamily::V4)
@@ -133,8 +133,8 @@ impl Connection {
         }
     }
 
-    /// The address as an IP literal of the announced family; `None` for a host name, for an
-    /// address of the other family and for an unknown address type.
+    /// Returns the address as an IP literal of the announced family. It returns `None` for a
+    /// host name, for an address of the other family and for an unknown address type.
     pub fn ip(&self) -> Option<IpAddr> {
         let addr: IpAddr = self.address.parse().ok()?;
         (Some(IpFamily::of(addr)) == self.family()).then_some(addr)
@@ -171,7 +171,7 @@ pub struct Attribute {
 }
 
 impl Attribute {
-    /// A property attribute without a value.
+    /// Builds a property attribute, which has no value.
     pub fn flag(name: &str) -> Attribute {
         Attribute {
             name: name.into(),
@@ -179,7 +179,7 @@ impl Attribute {
         }
     }
 
-    /// A value attribute.
+    /// Builds an attribute with a value.
     pub fn with_value(name: &str, value: impl Into<String>) -> Attribute {
         Attribute {
             name: name.into(),
@@ -225,7 +225,7 @@ pub struct MediaDescription {
 }
 
 impl MediaDescription {
-    /// A media section with no optional lines.
+    /// Builds a media section with no optional lines.
     pub fn new(kind: &str, port: u16, protocol: &str, formats: Vec<String>) -> MediaDescription {
         MediaDescription {
             kind: kind.into(),
@@ -242,48 +242,48 @@ impl MediaDescription {
         }
     }
 
-    /// Whether this is an audio section.
+    /// Returns whether this is an audio section.
     pub fn is_audio(&self) -> bool {
         self.kind.eq_ignore_ascii_case("audio")
     }
 
-    /// Whether the protocol is plain RTP (`RTP/AVP`, or `RTP/AVPF` whose feedback is optional),
+    /// Returns whether the protocol is plain RTP (`RTP/AVP`, or `RTP/AVPF` whose feedback is optional),
     /// the only media transport voicegate speaks.
     pub fn is_plain_rtp(&self) -> bool {
         self.protocol.eq_ignore_ascii_case("RTP/AVP")
             || self.protocol.eq_ignore_ascii_case("RTP/AVPF")
     }
 
-    /// Whether the protocol carries RTP in any profile, so that formats are payload types.
+    /// Returns whether the protocol carries RTP in any profile, so that formats are payload types.
     pub fn is_rtp(&self) -> bool {
         self.protocol
             .split('/')
             .any(|part| part.eq_ignore_ascii_case("RTP"))
     }
 
-    /// The first attribute with this name (ASCII case ignored).
+    /// Returns the first attribute with this name (ASCII case ignored).
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {
         find_attribute(&self.attributes, name)
     }
 
-    /// Whether an attribute with this name is present.
+    /// Returns whether an attribute with this name is present.
     pub fn has_attribute(&self, name: &str) -> bool {
         self.attribute(name).is_some()
     }
 
-    /// Values of every attribute with this name.
+    /// Returns the values of every attribute with this name.
     pub fn attribute_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         attribute_values(&self.attributes, name)
     }
 
-    /// The direction attribute of this section, if it has one.
+    /// Returns the direction attribute of this section, if it has one.
     pub fn direction(&self) -> Option<Direction> {
         find_direction(&self.attributes)
     }
 }
 
 impl SessionDescription {
-    /// Index of the audio stream that offer/answer uses: the first `m=audio` with a non-zero
+    /// Returns the index of the audio stream that offer/answer uses: the first `m=audio` with a non-zero
     /// port over plain RTP, else the first `m=audio` of any kind.
     pub fn audio_index(&self) -> Option<usize> {
         let usable = self
@@ -293,29 +293,30 @@ impl SessionDescription {
         usable.or_else(|| self.media.iter().position(MediaDescription::is_audio))
     }
 
-    /// The audio stream that offer/answer uses (see [`SessionDescription::audio_index`]).
+    /// Returns the audio stream that offer/answer uses (see [`SessionDescription::audio_index`]).
     pub fn audio(&self) -> Option<&MediaDescription> {
         self.media.get(self.audio_index()?)
     }
 
-    /// Address family of the audio stream, for choosing our media socket. `None` when there is
-    /// no audio stream, no connection line for it, or an address type other than IP4 and IP6.
+    /// Returns the address family of the audio stream, for choosing our media socket. It is
+    /// `None` when there is no audio stream, no connection line for it, or an address type
+    /// other than IP4 and IP6.
     pub fn audio_family(&self) -> Option<IpFamily> {
         self.connection_for(self.audio()?)?.family()
     }
 
-    /// The connection line that applies to a media section: its own first `c=`, else the
+    /// Returns the connection line that applies to a media section: its own first `c=`, else the
     /// session-level one (RFC 4566 §5.7).
     pub fn connection_for<'a>(&'a self, media: &'a MediaDescription) -> Option<&'a Connection> {
         media.connections.first().or(self.connection.as_ref())
     }
 
-    /// The first session-level attribute with this name (ASCII case ignored).
+    /// Returns the first session-level attribute with this name (ASCII case ignored).
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {
         find_attribute(&self.attributes, name)
     }
 
-    /// The direction of a media section: its own attribute, else the session-level one, else
+    /// Returns the direction of a media section: its own attribute, else the session-level one, else
     /// `sendrecv` (RFC 3264 §5.1).
     pub fn direction_of(&self, media: &MediaDescription) -> Direction {
         media
@@ -341,7 +342,8 @@ fn attribute_values<'a>(
         .filter_map(|attribute| attribute.value.as_deref())
 }
 
-/// The first direction attribute. RFC 3264 §5.1 allows at most one; a second one is ignored.
+/// Returns the first direction attribute. RFC 3264 §5.1 allows at most one, so a second one is
+/// ignored.
 fn find_direction(attributes: &[Attribute]) -> Option<Direction> {
     attributes
         .iter()

@@ -107,7 +107,7 @@ pub(super) fn answer_offer(
     Ok(Answer { media, negotiated })
 }
 
-/// The first format, in offer order, of the first codec in `preference` that is offered.
+/// Returns the first codec in `preference` that is offered, with its first offered format.
 fn choose_codec<'a>(
     formats: &[RtpFormat<'a>],
     preference: impl Iterator<Item = CodecName>,
@@ -120,9 +120,9 @@ fn choose_codec<'a>(
     None
 }
 
-/// Where the peer receives media for a section: its IP address, `None` for the hold address
-/// `0.0.0.0` or `::` (RFC 3264 §8.4) and for a section with port 0. Fails when the address
-/// cannot be used from our media address.
+/// Returns the IP address where the peer receives media for a section. It is `None` for the
+/// hold address `0.0.0.0` or `::` (RFC 3264 §8.4) and for a section with port 0. Fails when
+/// the address cannot be used from our media address.
 pub(super) fn remote_address(
     sdp: &SessionDescription,
     media: &MediaDescription,
@@ -174,7 +174,7 @@ pub(super) fn our_direction(peer: Direction, peer_reachable: bool) -> Direction 
     }
 }
 
-/// Where RTCP goes: the RTP address with rtcp-mux (RFC 5761 §5.1.1), else `a=rtcp`
+/// Returns where RTCP goes: the RTP address with rtcp-mux (RFC 5761 §5.1.1), else `a=rtcp`
 /// (RFC 3605 §2.1), else the next port up (RFC 3550 §11).
 pub(super) fn remote_rtcp(
     media: &MediaDescription,
@@ -200,8 +200,8 @@ pub(super) fn remote_rtcp(
     }
 }
 
-/// The packet time to send at: the peer's `a=ptime` (media level, else session level), else
-/// ours, and never above the peer's `a=maxptime` (RFC 4566 §6).
+/// Returns the packet time to send at. It is the peer's `a=ptime` (media level, else session
+/// level), else ours, and never above the peer's `a=maxptime` (RFC 4566 §6).
 pub(super) fn packet_time(sdp: &SessionDescription, media: &MediaDescription, ours: u32) -> u32 {
     let session_level = |name: &str| {
         sdp.attributes
@@ -219,7 +219,7 @@ pub(super) fn packet_time(sdp: &SessionDescription, media: &MediaDescription, ou
     }
 }
 
-/// The codec as the media path needs it, with the peer's fmtp for that payload type.
+/// Builds the codec as the media path needs it, with the peer's fmtp for that payload type.
 pub(super) fn negotiated_codec(
     codec: CodecName,
     payload_type: u8,
@@ -237,7 +237,7 @@ pub(super) fn negotiated_codec(
     }
 }
 
-/// A short list of formats for an error message, such as `18 G729/8000, 98 opus/16000`.
+/// Lists formats for an error message, such as `18 G729/8000, 98 opus/16000`.
 pub(super) fn describe_formats(formats: &[RtpFormat<'_>], media: &MediaDescription) -> String {
     if formats.is_empty() {
         return format!(

@@ -20,7 +20,7 @@ const FIRST_DYNAMIC_PAYLOAD_TYPE: u8 = 96;
 /// renumbered answer.
 const TELEPHONE_EVENT_8000_PAYLOAD_TYPE: u8 = 101;
 
-/// The audio section of an offer. Before any negotiation it lists every codec of `local` with
+/// Builds the audio section of an offer. Before any negotiation it lists every codec of `local` with
 /// telephone-event at each codec clock rate (8000, and 48000 with Opus). Once a codec is agreed
 /// and still allowed, it lists only that codec and its telephone-event with the agreed numbers,
 /// so that a refresh repeats the session instead of reopening the codec choice.
@@ -62,7 +62,7 @@ fn agreed_payloads(media: &NegotiatedMedia) -> Vec<LocalPayload> {
     payloads
 }
 
-/// Every codec in our order, then telephone-event per distinct clock rate. Static codecs keep
+/// Lists every codec in our order, then telephone-event per distinct clock rate. Static codecs keep
 /// their RFC 3551 numbers, telephone-event/8000 gets 101, and the rest get dynamic numbers
 /// from 96 upward. Four codecs and two event rates never reach 101.
 fn full_payloads(codecs: &[CodecName]) -> Vec<LocalPayload> {
@@ -165,8 +165,8 @@ pub(super) fn accept_answer(
         remote_rtcp: remote_rtcp(answered, remote_rtp, rtcp_mux),
         rtcp_mux,
         // NOTE: an answer that renumbers a codec is taken at its word in both directions. RFC
-        // 3264 §6.1 asks answerers to keep the offered numbers, and peers that renumber send
-        // with their own number too.
+        // 3264 §6.1 recommends that answerers keep the offered numbers, and peers that
+        // renumber send with their own number too.
         codec: negotiated_codec(codec, payload_type, answered),
         dtmf,
         ptime_ms: packet_time(answer, answered, local.ptime_ms),
@@ -174,7 +174,7 @@ pub(super) fn accept_answer(
     })
 }
 
-/// The answer's formats in its order. A dynamic number without an rtpmap is read as the
+/// Returns the answer's formats in its order. A dynamic number without an rtpmap is read as the
 /// format we offered under that number, because some answerers leave rtpmaps out.
 fn answered_rtp_formats<'a>(
     answered: &'a MediaDescription,

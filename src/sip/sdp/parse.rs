@@ -22,7 +22,7 @@ pub const MAX_SDP_LEN: usize = 65_535;
 /// Most `m=` lines accepted. The answer repeats every `m=` line, so this bounds its size too.
 pub const MAX_MEDIA: usize = 32;
 
-/// Why a session description could not be parsed. Line numbers count from 1.
+/// Error from parsing a session description. Line numbers count from 1.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SdpError {
     /// The body is larger than [`MAX_SDP_LEN`].
@@ -69,6 +69,12 @@ pub enum SdpError {
     /// There is no `o=` line.
     #[error("session description has no o= line")]
     MissingOrigin,
+    /// A line other than `s=` comes before `o=`, which RFC 4566 §5 puts second.
+    #[error("line {line} comes before the o= line")]
+    LineBeforeOrigin {
+        /// Line number.
+        line: usize,
+    },
     /// `c=` is malformed.
     #[error("invalid c= line on line {line}")]
     InvalidConnection {
@@ -87,17 +93,14 @@ pub enum SdpError {
 }
 
 impl SessionDescription {
-    /// Parses a session description. Never panics; see the module documentation for what is
+    /// Parses a session description. It does not panic on any input, which the seeded random
+    /// tests in `tests/sdp/robustness.rs` exercise. The module documentation lists what is
     /// accepted.
     pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
         if text.len() > MAX_SDP_LEN {
             return Err(SdpError::TooLarge { len: text.len() });
         }
-        let mut parser = Parser::default();
-        for (number, line) in lines(text) {
-            parser.line(number, line)?;
-        }
-        parser.finish()
+        parse_text(text)
     }
 
     /// Parses a message body. Invalid UTF-8, which peers put in `s=` or `i=` now and then, is
@@ -106,9 +109,19 @@ impl SessionDescription {
         if body.len() > MAX_SDP_LEN {
             return Err(SdpError::TooLarge { len: body.len() });
         }
+        // The replacement characters can make the text longer than the body, so the size
+        // limit applies to the body only.
         let text: Cow<'_, str> = String::from_utf8_lossy(body);
-        SessionDescription::parse(&text)
+        parse_text(&text)
     }
+}
+
+fn parse_text(text: &str) -> Result<SessionDescription, SdpError> {
+    let mut parser = Parser::default();
+    for (number, line) in lines(text) {
+        parser.line(number, line)?;
+    }
+    parser.finish()
 }
 
 /// Non-blank lines with their 1-based numbers. A line ends at LF, CRLF or a lone CR, and the
@@ -177,7 +190,7 @@ impl Parser {
                 self.session_name = Some(value.to_owned());
                 Ok(())
             }
-            _ => Err(SdpError::MissingOrigin),
+            _ => Err(SdpError::LineBeforeOrigin { line: number }),
         }
     }
 
@@ -224,7 +237,8 @@ fn split_line(number: usize, line: &str) -> Result<(char, &str), SdpError> {
     }
 }
 
-/// A session-level line after `o=`, including the `m=` lines that open media sections.
+/// Handles a session-level line after `o=`, including the `m=` lines that open media
+/// sections.
 fn session_body_line(
     description: &mut SessionDescription,
     number: usize,
@@ -426,6 +440,7 @@ fn parse_media(number: usize, value: &str) -> Result<MediaDescription, SdpError>
         .next()
         .filter(|protocol| protocol.split('/').all(is_token))
         .ok_or_else(invalid)?;
+
     let (port, port_count) = match port_field.split_once('/') {
         Some((port, count)) => (
             port.parse().map_err(|_| invalid())?,
@@ -433,6 +448,7 @@ fn parse_media(number: usize, value: &str) -> Result<MediaDescription, SdpError>
         ),
         None => (port_field.parse().map_err(|_| invalid())?, None),
     };
+
     let mut formats = Vec::new();
     for format in fields {
         if !is_token(format) {
@@ -443,6 +459,7 @@ fn parse_media(number: usize, value: &str) -> Result<MediaDescription, SdpError>
     if formats.is_empty() && port != 0 {
         return Err(invalid());
     }
+
     let mut media = MediaDescription::new(kind, port, protocol, formats);
     media.port_count = port_count;
     Ok(media)
@@ -641,11 +658,41 @@ mod tests {
     }
 
     #[test]
+    fn parse_bytes_limits_body_not_text() {
+        let mut body = BASIC.as_bytes().to_vec();
+        body.extend(b"a=x:");
+        body.resize(MAX_SDP_LEN, 0xFF);
+        assert!(SessionDescription::parse_bytes(&body).is_ok());
+        body.push(b'\n');
+        assert_eq!(
+            SessionDescription::parse_bytes(&body),
+            Err(SdpError::TooLarge {
+                len: MAX_SDP_LEN + 1
+            })
+        );
+    }
+
+    #[test]
+    fn parse_requires_origin_second() {
+        let text = BASIC
+            .replace("s=-\r\n", "")
+            .replace("v=0\r\n", "v=0\r\nc=IN IP4 192.0.2.1\r\n");
+        assert_eq!(
+            SessionDescription::parse(&text),
+            Err(SdpError::LineBeforeOrigin { line: 2 })
+        );
+    }
+
+    #[test]
     fn parse_requires_origin() {
+        assert_eq!(
+            SessionDescription::parse("v=0\r\ns=-\r\n"),
+            Err(SdpError::MissingOrigin)
+        );
         let text = BASIC.replace("o=carrier 1206 1 IN IP4 203.0.113.5\r\n", "");
         assert_eq!(
             SessionDescription::parse(&text),
-            Err(SdpError::MissingOrigin)
+            Err(SdpError::LineBeforeOrigin { line: 3 })
         );
         let text = BASIC.replace("o=carrier 1206 1 IN IP4 203.0.113.5", "o=carrier 1206 1");
         assert_eq!(

@@ -70,7 +70,7 @@ pub(super) fn audio_section(
     media
 }
 
-/// A rejected copy of an offered section: port 0 and the offered format list (RFC 3264 §6).
+/// Builds a rejected copy of an offered section: port 0 and the offered format list (RFC 3264 §6).
 /// Formats of an RTP section that are not payload types are dropped so that a bad number is
 /// never written back. RFC 4566 requires at least one format, so a list left empty gets `0`,
 /// which is harmless on a stream that carries nothing.
@@ -95,8 +95,9 @@ fn rtpmap(format: LocalFormat) -> String {
     }
 }
 
-/// What we can receive, as fmtp parameters. voicegate turns all audio into 16 kHz mono, so for
-/// Opus it asks for no more than that (RFC 7587 §6.1) and says it sends no more either.
+/// Returns what we can receive, as fmtp parameters. voicegate turns all audio into 16 kHz mono,
+/// so for Opus it requests no more than that (RFC 7587 §6.1) and announces that it sends no
+/// more either.
 fn receive_parameters(format: LocalFormat) -> Option<String> {
     match format {
         LocalFormat::Codec(CodecName::Opus) => Some(format!(

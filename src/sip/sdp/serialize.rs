@@ -10,13 +10,14 @@ impl Display for SessionDescription {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         write!(f, "v=0\r\n")?;
         write!(f, "o={}\r\n", self.origin)?;
-        // RFC 4566 §5.3 wants a non-empty s=; a single space is the usual stand-in.
+        // RFC 4566 §5.3 requires a non-empty s=, and a single space is the usual stand-in.
         let name = if self.session_name.is_empty() {
             " "
         } else {
             &self.session_name
         };
         write!(f, "s={name}\r\n")?;
+
         write_optional(f, 'i', self.information.as_deref())?;
         write_optional(f, 'u', self.uri.as_deref())?;
         for email in &self.emails {
@@ -29,16 +30,19 @@ impl Display for SessionDescription {
             write!(f, "c={connection}\r\n")?;
         }
         write_bandwidths(f, &self.bandwidths)?;
+
         for timing in &self.timings {
             write!(f, "t={} {}\r\n", timing.start, timing.stop)?;
             for repeat in &timing.repeats {
                 write!(f, "r={repeat}\r\n")?;
             }
         }
+
         write_optional(f, 'z', self.time_zones.as_deref())?;
         write_optional(f, 'k', self.encryption_key.as_deref())?;
         write_attributes(f, &self.attributes)?;
         write_unknown(f, &self.unknown_lines)?;
+
         for media in &self.media {
             write!(f, "{media}")?;
         }

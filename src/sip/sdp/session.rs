@@ -27,7 +27,7 @@ pub struct LocalSession {
 }
 
 impl LocalSession {
-    /// Starts the state for a dialog. RFC 3264 §5 wants the session id to fit a signed 64-bit
+    /// Starts the state for a dialog. RFC 3264 §5 requires the session id to fit a signed 64-bit
     /// integer, so its top bit is cleared.
     pub fn new(local: LocalMedia, session_id: u64) -> Self {
         LocalSession {
@@ -46,29 +46,29 @@ impl LocalSession {
         self.local = local;
     }
 
-    /// What we offer and accept.
+    /// Returns what we offer and accept.
     pub fn local(&self) -> &LocalMedia {
         &self.local
     }
 
-    /// The media agreed in the last successful exchange.
+    /// Returns the media agreed in the last successful exchange.
     pub fn negotiated(&self) -> Option<&NegotiatedMedia> {
         self.negotiated.as_ref()
     }
 
-    /// The last description we produced for sending.
+    /// Returns the last description we produced for sending.
     pub fn last_sent(&self) -> Option<&SessionDescription> {
         self.last_sent.as_ref()
     }
 
-    /// Whether an offer of ours waits for its answer.
+    /// Returns whether an offer of ours waits for its answer.
     pub fn has_pending_offer(&self) -> bool {
         self.pending_offer.is_some()
     }
 
-    /// Answers the peer's offer: the description for our response and the media to use. On
-    /// error, reject the offer with 488 and [`NegotiationError::warning`]; the previous
-    /// agreement stays in force (RFC 3264 §8).
+    /// Answers the peer's offer and returns the description for our response and the media to
+    /// use. On error, reject the offer with 488 and [`NegotiationError::warning`]. The previous
+    /// agreement then stays in force (RFC 3264 §8).
     pub fn answer(
         &mut self,
         offer: &SessionDescription,
@@ -100,8 +100,8 @@ impl LocalSession {
         description
     }
 
-    /// Accepts the peer's answer to our last offer. The offer is settled either way; on error
-    /// the dialog ends the call with BYE.
+    /// Accepts the peer's answer to our last offer. The offer is settled either way, and on
+    /// error the dialog ends the call with BYE.
     pub fn accept_answer(
         &mut self,
         answer: &SessionDescription,

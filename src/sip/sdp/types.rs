@@ -111,7 +111,7 @@ impl Direction {
         .find(|direction| direction.attribute_name().eq_ignore_ascii_case(name))
     }
 
-    /// The same stream seen from the other end: `sendonly` and `recvonly` swap (RFC 3264 §6.1).
+    /// Returns the same stream seen from the other end: `sendonly` and `recvonly` swap (RFC 3264 §6.1).
     pub fn reversed(self) -> Direction {
         match self {
             Direction::SendOnly => Direction::RecvOnly,
@@ -120,12 +120,12 @@ impl Direction {
         }
     }
 
-    /// Whether this direction includes sending.
+    /// Returns whether this direction includes sending.
     pub fn sends(self) -> bool {
         matches!(self, Direction::SendRecv | Direction::SendOnly)
     }
 
-    /// Whether this direction includes receiving.
+    /// Returns whether this direction includes receiving.
     pub fn receives(self) -> bool {
         matches!(self, Direction::SendRecv | Direction::RecvOnly)
     }
