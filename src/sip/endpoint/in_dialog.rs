@@ -6,10 +6,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info};
 
-use super::call::{Phase, Retransmit};
+use super::call::{Call, Phase, Retransmit};
 use super::config::{ACCEPT, ALLOW, SUPPORTED};
 use super::core::Endpoint;
 use super::dtmf::parse_info_dtmf;
+use super::schedule::TxId;
 use super::session_timer::SessionTimer;
 use super::types::{
     AnswerError, CallEvent, CallRef, Destination, EndReason, Event, TransferResult,
@@ -131,76 +132,75 @@ impl Endpoint {
         request: Request,
         from: Destination,
     ) {
-        let Some(call) = self.calls.get_mut(&call_ref) else {
+        let Some(call) = self.calls.get(&call_ref) else {
             return;
         };
-        let busy = match call.phase {
-            Phase::Offered | Phase::AnswerQueued | Phase::Calling => {
-                Some((500, "Server Internal Error"))
-            }
-            // Our 2xx is not acknowledged yet, or our own offer is out (glare): RFC 3261 §14.2.
-            Phase::AwaitingAck => Some((491, "Request Pending")),
-            _ if call.our_offer_tx.is_some() || call.ok_retransmit.is_some() => {
-                Some((491, "Request Pending"))
-            }
-            _ => None,
-        };
-        if let Some((status, reason)) = busy {
-            let tx = self
-                .core
-                .start_server_invite(&request, from, Some(call_ref));
-            let mut builder = response_to(&request, status, reason, None, from.addr);
-            if status == 500 {
-                builder.header("Retry-After", "1");
-            }
-            self.core.decorate_response(&mut builder);
-            metrics::rejected(status);
-            return self
-                .core
-                .respond_invite(now, tx, status, Bytes::from(builder.finish_empty()));
-        }
+        let busy = reinvite_busy(call);
         let tx = self
             .core
             .start_server_invite(&request, from, Some(call_ref));
+        if let Some((status, reason)) = busy {
+            let retry = (status == 500).then(|| ("Retry-After", "1".to_string()));
+            return self.reject_in_dialog_invite(now, tx, &request, from, status, reason, retry);
+        }
+
         let Some(timer) = self.renegotiate_timer(now, call_ref, &request) else {
+            let min_se = ("Min-SE", self.core.config.session_timer.min_se.to_string());
+            let reason = "Session Interval Too Small";
             return self.reject_in_dialog_invite(
                 now,
                 tx,
                 &request,
                 from,
                 422,
-                "Session Interval Too Small",
-                Some(self.core.config.session_timer.min_se),
+                reason,
+                Some(min_se),
             );
         };
-        let outcome = self.negotiate_in_dialog(call_ref, &request, true);
+
+        let (body, offered) = match self.negotiate_in_dialog(call_ref, &request, true) {
+            OfferOutcome::Rejected(code, text) => {
+                let host = self.local_host(call_ref);
+                let warning = ("Warning", format!("{code} {host} \"{text}\""));
+                let reason = "Not Acceptable Here";
+                return self.reject_in_dialog_invite(
+                    now,
+                    tx,
+                    &request,
+                    from,
+                    488,
+                    reason,
+                    Some(warning),
+                );
+            }
+            OfferOutcome::Answered(body) => (body, false),
+            OfferOutcome::Offered(body) => (body, true),
+            OfferOutcome::None => (String::new(), false),
+        };
+        self.accept_reinvite(now, call_ref, tx, &request, from, timer, body, offered);
+    }
+
+    /// Sends the 200 to a re-INVITE and retransmits it until the ACK, like the first one.
+    #[allow(clippy::too_many_arguments)]
+    fn accept_reinvite(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        tx: TxId,
+        request: &Request,
+        from: Destination,
+        timer: SessionTimer,
+        body: String,
+        offered: bool,
+    ) {
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
         };
-        let body = match outcome {
-            OfferOutcome::Rejected(code, text) => {
-                let mut builder =
-                    response_to(&request, 488, "Not Acceptable Here", None, from.addr);
-                builder.header(
-                    "Warning",
-                    format_args!("{code} {} \"{text}\"", call.dialog.local.host_port),
-                );
-                self.core.decorate_response(&mut builder);
-                metrics::rejected(488);
-                return self
-                    .core
-                    .respond_invite(now, tx, 488, Bytes::from(builder.finish_empty()));
-            }
-            OfferOutcome::Answered(body) => body,
-            OfferOutcome::Offered(body) => {
-                call.offer_in_ok = true;
-                body
-            }
-            OfferOutcome::None => String::new(),
-        };
-        call.dialog.refresh_target(&request);
+        call.offer_in_ok = offered;
+        call.dialog.refresh_target(request);
         call.session_timer = Some(timer);
-        let mut builder = response_to(&request, 200, "OK", None, from.addr);
+
+        let mut builder = response_to(request, 200, "OK", None, from.addr);
         builder.header("Contact", format_args!("<{}>", call.dialog.local.uri()));
         builder.header("Allow", ALLOW);
         builder.header("Supported", SUPPORTED);
@@ -208,33 +208,41 @@ impl Endpoint {
         self.core.decorate_response(&mut builder);
         let data = Bytes::from(builder.finish("application/sdp", body.as_bytes()));
         self.core.respond_invite(now, tx, 200, data.clone());
+
         let timers = self.core.config.timers;
-        call.ok_retransmit = Some((
-            Retransmit::start(now, &timers, data, from, true),
-            request.cseq.seq,
-        ));
+        let retransmit = Retransmit::start(now, &timers, data, from, true);
+        call.ok_retransmit = Some((retransmit, request.cseq.seq));
         self.core.reschedule_call(call);
     }
 
+    /// Answers a re-INVITE with an error and one extra header.
     #[allow(clippy::too_many_arguments)]
     fn reject_in_dialog_invite(
         &mut self,
         now: Instant,
-        tx: super::schedule::TxId,
+        tx: TxId,
         request: &Request,
         from: Destination,
         status: u16,
         reason: &str,
-        min_se: Option<u32>,
+        header: Option<(&str, String)>,
     ) {
         let mut builder = response_to(request, status, reason, None, from.addr);
-        if let Some(min_se) = min_se {
-            builder.header("Min-SE", min_se);
+        if let Some((name, value)) = header {
+            builder.header(name, value);
         }
         self.core.decorate_response(&mut builder);
         metrics::rejected(status);
         self.core
             .respond_invite(now, tx, status, Bytes::from(builder.finish_empty()));
+    }
+
+    /// Our `host:port` for the Warning header of a call.
+    fn local_host(&self, call_ref: CallRef) -> String {
+        self.calls
+            .get(&call_ref)
+            .map(|c| c.dialog.local.host_port.clone())
+            .unwrap_or_default()
     }
 
     /// Applies a refresh request to the session timer; `None` means 422.
@@ -456,6 +464,22 @@ impl Endpoint {
             request: refer.request,
             result,
         });
+    }
+}
+
+/// The error a re-INVITE gets because of the call's state, if any (RFC 3261 §14.2): 500 with
+/// Retry-After before the call is answered, 491 while our 2xx waits for its ACK or our own
+/// offer is out (glare).
+fn reinvite_busy(call: &Call) -> Option<(u16, &'static str)> {
+    match call.phase {
+        Phase::Offered | Phase::AnswerQueued | Phase::Calling => {
+            Some((500, "Server Internal Error"))
+        }
+        Phase::AwaitingAck => Some((491, "Request Pending")),
+        _ if call.our_offer_tx.is_some() || call.ok_retransmit.is_some() => {
+            Some((491, "Request Pending"))
+        }
+        _ => None,
     }
 }
 

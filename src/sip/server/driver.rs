@@ -433,9 +433,14 @@ impl Driver {
             } => {
                 self.next_refer += 1;
                 let id = self.next_refer;
-                if let Some(slot) = self.slots.get_mut(&call) {
-                    slot.refers.insert(id, reply);
-                }
+                let Some(slot) = self.slots.get_mut(&call) else {
+                    let _ = reply.send(TransferResult {
+                        status: 481,
+                        reason: "Call/Transaction Does Not Exist".into(),
+                    });
+                    return;
+                };
+                slot.refers.insert(id, reply);
                 self.endpoint.refer(now, call, &target, id);
             }
             Command::Dtmf {
