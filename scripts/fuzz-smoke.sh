@@ -16,6 +16,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 export RUSTC_BOOTSTRAP=1
+# Build against the same dependency versions as the main crate.
+cp Cargo.lock fuzz/Cargo.lock
 
 seed() {
   local target=$1 corpus=$2

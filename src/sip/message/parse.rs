@@ -119,6 +119,9 @@ fn collect_headers<'a>(
     let mut headers: Vec<RawHeader<'a>> = Vec::with_capacity(16);
     let mut defect = None;
     for line in lines {
+        if line.bytes().any(|b| b < 0x20 && b != b'\t') {
+            defect = defect.or(Some("Control Character In Header"));
+        }
         if line.starts_with([' ', '\t']) {
             match headers.last_mut() {
                 Some(last) => {
@@ -142,9 +145,6 @@ fn collect_headers<'a>(
         if !is_token(name) {
             defect = defect.or(Some("Invalid Header Name"));
             continue;
-        }
-        if value.bytes().any(|b| b < 0x20 && b != b'\t') {
-            defect = defect.or(Some("Control Character In Header"));
         }
         headers.push(RawHeader {
             name,
@@ -639,6 +639,12 @@ mod tests {
             let err = parse_message(text.as_bytes(), 65535).unwrap_err();
             assert!(err.reply.is_none(), "{text}");
         }
+    }
+
+    #[test]
+    fn control_character_in_folded_line() {
+        let text = INVITE.replace("Max-Forwards: 70\r\n", "Max-Forwards: 70\r\n x\x1d\r\n");
+        assert_eq!(rejection(&text).defect, "Control Character In Header");
     }
 
     #[test]
