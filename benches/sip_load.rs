@@ -114,6 +114,9 @@ async fn run_step(target: std::net::SocketAddr, rate: u32, seconds: u32) -> Step
             &format!("{}s", seconds * 4 + 30),
             "-max_socket",
             "1",
+            // SIPp's default 64 KiB socket buffers overflow whenever it is descheduled.
+            "-buff_size",
+            "4194304",
         ])
         .arg(target.to_string())
         .output()
@@ -142,10 +145,19 @@ async fn run_step(target: std::net::SocketAddr, rate: u32, seconds: u32) -> Step
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    // SIP_LOAD_THREADS=0 (the default) uses one thread, as SIPp needs the other core.
+    let threads: usize = std::env::var("SIP_LOAD_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let mut builder = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    let runtime = builder.enable_all().build().expect("tokio runtime");
     runtime.block_on(bench());
 }
 

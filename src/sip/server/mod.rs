@@ -28,7 +28,7 @@ use crate::sip::error::SipError;
 use crate::sip::{SipConfig, TrunkConfig};
 
 /// Offered calls waiting for the application before new ones get 503.
-const INCOMING_QUEUE: usize = 1024;
+const INCOMING_QUEUE: usize = 8192;
 
 /// Starts the SIP stack.
 pub struct SipServer;
