@@ -24,8 +24,8 @@ struct Step {
     cpu: Duration,
 }
 
-/// CPU time (user plus system) this process has used, from `/proc/self/stat` (Linux; in
-/// clock ticks of 10 ms, USER_HZ being 100 on every mainstream Linux architecture).
+/// Returns the CPU time (user plus system) this process has used, from `/proc/self/stat`.
+/// Linux counts it in clock ticks of 10 ms, because USER_HZ is 100 on mainstream architectures.
 fn process_cpu() -> Duration {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return Duration::ZERO;
@@ -52,7 +52,7 @@ fn free_port() -> u16 {
         .unwrap_or(15_060)
 }
 
-/// The number at the end of a SIPp summary line such as `  Failed call  |  0  |  12`.
+/// Returns the number at the end of a SIPp summary line such as `  Failed call  |  0  |  12`.
 fn summary_value(output: &str, label: &str) -> u64 {
     output
         .lines()

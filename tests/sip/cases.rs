@@ -1,6 +1,6 @@
-//! Faults other voice servers hit in the field, sent as raw bytes over loopback sockets: the
+//! Faults other voice servers hit in the field, sent as raw bytes over loopback sockets. The
 //! fixtures under `tests/sip/fixtures/` are trunk messages with every address rewritten to
-//! loopback; the test rewrites the top Via to its own socket before sending.
+//! loopback, and the test points the top Via and Contact at its own socket before sending.
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -194,7 +194,8 @@ async fn late_offer() {
         })
         .await;
     for record in harness.records.lock().unwrap().iter() {
-        assert!(record.late_offer && record.established, "{record:?}");
+        assert!(record.late_offer, "{record:?}");
+        assert!(record.established, "{record:?}");
     }
     harness.stop().await;
 }

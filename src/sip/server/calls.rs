@@ -34,7 +34,7 @@ pub struct IncomingCall {
     pub diversion: Vec<String>,
     /// The SDP offer; `None` for a late offer.
     pub offer: Option<SessionDescription>,
-    /// Where to respond.
+    /// Handle for ringing, rejecting or answering the call.
     pub server: ServerCall,
 }
 
@@ -169,7 +169,7 @@ impl CallControl {
     }
 }
 
-/// What happens to an outbound call.
+/// Progress of an outbound call.
 #[derive(Debug)]
 pub enum OutgoingEvent {
     /// A provisional response (180, 183, ...).

@@ -72,7 +72,7 @@ pub enum Command {
     },
     /// Place an outbound call.
     Invite {
-        /// What to call.
+        /// The call to place.
         request: OutgoingInvite,
         /// Resolved with the call's events once the INVITE is sent.
         reply: oneshot::Sender<

@@ -24,10 +24,10 @@ use crate::sip::message::{FramingError, parse_message, response_to_rejected};
 
 /// Datagrams read in one go before other work gets a turn.
 const UDP_BATCH: usize = 64;
-/// Longest a shutdown waits for BYE transactions to finish.
+/// Maximum time a shutdown waits for BYE transactions to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
-/// What the driver keeps per call for the handles.
+/// Per-call state the driver keeps for the handles.
 #[derive(Debug, Default)]
 pub(super) struct CallSlot {
     call_id: String,

@@ -23,7 +23,7 @@ const MAX_CONNECTIONS: usize = 10_000;
 /// How long an outbound connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the TCP tasks report to the driver.
+/// Report from the TCP tasks to the driver.
 #[derive(Debug)]
 pub enum TcpInput {
     /// A connection opened (accepted); writes go to `sender`.
