@@ -145,6 +145,12 @@ async fn run_step(target: std::net::SocketAddr, rate: u32, seconds: u32) -> Step
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it,
+    // and a load run does not belong in a test pass.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("sip_load: skipped outside `cargo bench`");
+        return;
+    }
     // SIP_LOAD_THREADS=0 (the default) uses one thread, as SIPp needs the other core.
     let threads: usize = std::env::var("SIP_LOAD_THREADS")
         .ok()
