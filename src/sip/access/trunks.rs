@@ -135,6 +135,14 @@ impl TrunkTable {
         Ok(())
     }
 
+    /// Returns each trunk's name and active call count, in configuration order.
+    pub fn active_calls(&self) -> Vec<(String, u32)> {
+        self.trunks
+            .iter()
+            .map(|t| (t.info.name.clone(), t.active_calls))
+            .collect()
+    }
+
     /// Releases a call counted by [`TrunkTable::admit`].
     pub fn release(&mut self, id: TrunkId) {
         if let Some(trunk) = self.trunks.get_mut(id.0) {

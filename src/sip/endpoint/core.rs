@@ -437,7 +437,12 @@ impl Endpoint {
             .count()
     }
 
-    /// Handles of calls the application still sees as up.
+    /// Returns each trunk's name and the calls counted against its `max_calls`.
+    pub fn trunk_calls(&self) -> Vec<(String, u32)> {
+        self.core.trunks.active_calls()
+    }
+
+    /// Returns the handles of calls the application still sees as up.
     pub fn call_refs(&self) -> Vec<CallRef> {
         let mut refs: Vec<_> = self
             .calls

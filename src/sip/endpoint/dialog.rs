@@ -174,27 +174,30 @@ impl Dialog {
         (first_uri.to_string(), routes)
     }
 
-    /// Returns the first route, else the remote target, when it is an IP literal; else the address
-    /// the peer's messages came from. NOTE: host names are not resolved (no DNS, RFC 3263).
+    /// Returns the first route, else the remote target, when it is an IP literal; else the
+    /// address the peer's messages came from. NOTE: host names are not resolved (no DNS,
+    /// RFC 3263).
+    ///
+    /// Over TCP a request to the host the dialog's connection comes from reuses that
+    /// connection, because a peer behind NAT cannot accept a new one to its Contact. When the
+    /// connection has closed, the driver connects to the address instead.
     pub fn next_hop(&self) -> Destination {
         let uri = self
             .route_set
             .first()
             .map(|r| strip_brackets(r).to_string())
             .unwrap_or_else(|| self.remote_target.clone());
-        match literal_address(&uri) {
-            Some((addr, transport)) if !addr.ip().is_unspecified() => Destination {
-                transport: transport.unwrap_or(self.peer.transport),
-                addr,
-                connection: if Some(self.peer.transport) == transport.or(Some(self.peer.transport))
-                    && addr == self.peer.addr
-                {
-                    self.peer.connection
-                } else {
-                    None
-                },
-            },
-            _ => self.peer,
+        let Some((addr, transport)) =
+            literal_address(&uri).filter(|(a, _)| !a.ip().is_unspecified())
+        else {
+            return self.peer;
+        };
+        let transport = transport.unwrap_or(self.peer.transport);
+        let same_peer = transport == self.peer.transport && addr.ip() == self.peer.addr.ip();
+        Destination {
+            transport,
+            addr,
+            connection: self.peer.connection.filter(|_| same_peer),
         }
     }
 }

@@ -1400,3 +1400,103 @@ fn flood_does_not_cut_established_calls() {
             .any(|e| matches!(e, Event::Call { call: c, .. } if *c == call))
     );
 }
+
+/// Ends one established or offered call the way `mode` says.
+fn end_call(h: &mut Harness, call_id: &str, mode: usize) {
+    let text = invite(call_id, &format!("z9hG4bK-{call_id}"), "", OFFER);
+    h.receive(&text);
+    // Earlier calls without an ACK report their failure while later ones start.
+    let call = h
+        .take_events()
+        .into_iter()
+        .find_map(|event| match event {
+            Event::IncomingCall(info) => Some(info.call),
+            _ => None,
+        })
+        .expect("incoming call");
+    match mode {
+        // CANCEL while ringing.
+        0 => {
+            h.endpoint.ring(h.now, call);
+            h.drain();
+            let cancel = text
+                .replacen("INVITE sip", "CANCEL sip", 1)
+                .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+            h.receive(&cancel);
+            let tag = to_tag(h.take_sent().last().expect("487"));
+            h.receive(&in_dialog(
+                "ACK",
+                call_id,
+                &tag,
+                1,
+                &format!("z9hG4bK-{call_id}"),
+                "",
+                "",
+            ));
+        }
+        // Rejected by the application.
+        1 => {
+            h.endpoint.reject(h.now, call, 486, "Busy Here", &[]);
+            h.drain();
+            let tag = to_tag(h.take_sent().last().expect("486"));
+            h.receive(&in_dialog(
+                "ACK",
+                call_id,
+                &tag,
+                1,
+                &format!("z9hG4bK-{call_id}"),
+                "",
+                "",
+            ));
+        }
+        // Answered but the ACK never comes.
+        2 => {
+            h.endpoint.answer(h.now, call, media());
+            h.drain();
+        }
+        _ => {
+            h.endpoint.answer(h.now, call, media());
+            h.drain();
+            let tag = to_tag(h.take_sent().last().expect("200"));
+            h.receive(&ack(call_id, &tag, 1, ""));
+            if mode == 3 {
+                h.receive(&in_dialog(
+                    "BYE",
+                    call_id,
+                    &tag,
+                    2,
+                    &format!("z9hG4bK-b-{call_id}"),
+                    "",
+                    "",
+                ));
+            } else {
+                h.endpoint.hangup(h.now, call, "done");
+                h.drain();
+            }
+        }
+    }
+    h.take_sent();
+    h.take_events();
+}
+
+#[test]
+fn many_calls_leave_nothing_behind() {
+    let trunk = TrunkConfig {
+        max_calls: 10_000,
+        ..TrunkConfig::default()
+    };
+    let sip = SipConfig {
+        source_rate_per_sec: 0,
+        ..config()
+    };
+    let mut h = Harness::with(sip, vec![trunk]);
+    for n in 0..2_000 {
+        end_call(&mut h, &format!("soak-{n}"), n % 5);
+        h.advance(Duration::from_millis(20));
+    }
+    h.advance(Duration::from_secs(120));
+    assert_eq!(h.endpoint.live_calls(), 0);
+    assert_eq!(h.endpoint.live_transactions(), 0);
+    assert_eq!(h.endpoint.poll_timeout(), None);
+    assert_eq!(h.endpoint.trunk_calls(), vec![("loopback".to_string(), 0)]);
+}
