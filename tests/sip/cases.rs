@@ -656,3 +656,22 @@ async fn tcp_framing() {
     assert!(stats.connections >= 2, "{stats:?}");
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn dropped_server_call_gets_500() {
+    let harness = Harness::start().await;
+    let mut peer = Peer::new(harness.addr(Transport::Udp)).await;
+    let invite = text_fixture("late_offer_invite.sip")
+        .replace("sip:+12025550100@127.0.0.1 SIP", "sip:drop@127.0.0.1 SIP");
+    peer.send(&invite).await;
+    let response = peer.recv_final().await;
+    assert_eq!(status(&response), 500, "{response}");
+    peer.send(&ack_for(
+        &peer.prepare(&invite),
+        &response,
+        "z9hG4bK-late-offer-inv",
+    ))
+    .await;
+    harness.wait_idle(IDLE).await;
+    harness.stop().await;
+}

@@ -149,9 +149,9 @@ fn update(records: &Mutex<Vec<CallRecord>>, index: usize, change: impl FnOnce(&m
     }
 }
 
-/// Answers one call according to the dialled number: `cancel` rings and waits, `hangup` and
-/// `hangup-slow` answer and hang up after half a second or two seconds, anything else rings
-/// and answers.
+/// Answers one call according to the dialled number: `drop` drops the call unanswered,
+/// `cancel` rings and waits, `hangup` and `hangup-slow` answer and hang up after half a second
+/// or two seconds, anything else rings and answers.
 async fn answer_call(call: IncomingCall, records: Arc<Mutex<Vec<CallRecord>>>, index: usize) {
     let number = user_of(&call.request_uri);
     let ip: IpAddr = if call.source.is_ipv6() {
@@ -189,6 +189,12 @@ async fn answer_call(call: IncomingCall, records: Arc<Mutex<Vec<CallRecord>>>, i
         rtcp_mux: false,
     };
     let server = call.server;
+    if number == "drop" {
+        // The application loses the call without answering: the stack must send 500.
+        drop(server);
+        rtp.abort();
+        return;
+    }
     server.ring();
     if number == "cancel" {
         if tokio::time::timeout(WAIT, server.cancelled()).await.is_ok() {

@@ -1500,3 +1500,29 @@ fn many_calls_leave_nothing_behind() {
     assert_eq!(h.endpoint.poll_timeout(), None);
     assert_eq!(h.endpoint.trunk_calls(), vec![("loopback".to_string(), 0)]);
 }
+
+#[test]
+fn incoming_call_reports_number_headers() {
+    let mut h = Harness::new();
+    let extra = "P-Called-Party-ID: <sip:+12025550111@127.0.0.1>\r\n\
+                 Diversion: <sip:+12025550199@127.0.0.1>;reason=unconditional, <tel:+12025550198>\r\n";
+    h.receive(&invite("numbers", "z9hG4bK-n", extra, OFFER));
+    let events = h.take_events();
+    let Some(Event::IncomingCall(info)) = events.first() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(info.request_uri, "sip:+12025550100@127.0.0.1:5060");
+    assert_eq!(info.to, "sip:+12025550100@127.0.0.1:5060");
+    assert_eq!(info.from, "sip:+12025550142@127.0.0.1:5070");
+    assert_eq!(
+        info.p_called_party_id.as_deref(),
+        Some("sip:+12025550111@127.0.0.1")
+    );
+    assert_eq!(info.diversion.len(), 2);
+    assert_eq!(info.diversion[1], "<tel:+12025550198>");
+    assert_eq!(
+        info.trunk.as_ref().map(|t| t.name.as_str()),
+        Some("loopback")
+    );
+    assert!(info.offer.is_some());
+}
