@@ -222,13 +222,16 @@ impl Endpoint {
     }
 
     fn on_parse_error(&mut self, now: Instant, error: ParseError, from: Destination) {
+        static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+        if log_allowed(&LAST) {
+            warn!(source = %from.addr, defect = error.defect, "malformed SIP message");
+        }
         let Some(reply) = error.reply else {
             metrics::dropped("malformed");
             debug!(source = %from.addr, defect = error.defect, "dropped malformed message");
             return;
         };
-        // Never answer an ACK (RFC 3261 §17.2.1), and answer nothing to sources we would not
-        // talk to or that are over their rate.
+        // Never answer an ACK (RFC 3261 §17.2.1), and send nothing to a source over its rate.
         if reply.method == Some(Method::Ack)
             || !self.core.source_limiter.try_take(now, &from.addr.ip())
         {
@@ -495,20 +498,20 @@ fn dummy_destination() -> Destination {
 
 fn warn_unknown_source(addr: SocketAddr) {
     static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
-    if rate_limited_log(&LAST) {
+    if log_allowed(&LAST) {
         warn!(source = %addr, "request from a source that matches no trunk");
     }
 }
 
 fn warn_rate_limited(addr: SocketAddr) {
     static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
-    if rate_limited_log(&LAST) {
+    if log_allowed(&LAST) {
         warn!(source = %addr, "source is over sip.source_rate_per_sec; dropping its requests");
     }
 }
 
 /// Returns true at most once per second per call site, so a flood cannot flood the log.
-fn rate_limited_log(last: &std::sync::Mutex<Option<Instant>>) -> bool {
+pub(super) fn log_allowed(last: &std::sync::Mutex<Option<Instant>>) -> bool {
     let Ok(mut last) = last.lock() else {
         return false;
     };

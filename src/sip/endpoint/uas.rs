@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::call::{Call, Phase, Retransmit, Role};
 use super::config::{ALLOW, SUPPORTED, UNDERSTOOD};
@@ -23,6 +23,9 @@ use crate::sip::transaction::ServerKey;
 /// Without another response within this time, a new INVITE gets 100 Trying
 /// (RFC 3261 §17.2.1 allows skipping it when the answer comes within 200 ms).
 const TRYING_DELAY: Duration = Duration::from_millis(100);
+
+/// When a failed digest check was last logged, so a guessing peer cannot flood the log.
+static INVALID_DIGEST_LOGGED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
 
 /// Headers an application may not set on a rejection, because the stack writes them.
 const RESERVED_HEADERS: [&str; 9] = [
@@ -208,6 +211,7 @@ impl Endpoint {
         if !trunk.requires_auth() {
             return true;
         }
+
         let realm = if trunk.config.realm.is_empty() {
             "voicegate".to_string()
         } else {
@@ -225,12 +229,14 @@ impl Endpoint {
             self.core
                 .digest
                 .verify(now, headers, "INVITE", &request.uri_text, credentials);
-        if verdict == DigestVerdict::Valid {
-            return true;
+        match verdict {
+            DigestVerdict::Valid => return true,
+            DigestVerdict::Invalid if super::core::log_allowed(&INVALID_DIGEST_LOGGED) => {
+                warn!(source = %from.addr, trunk = %trunk.info.name, "digest credentials did not verify");
+            }
+            _ => {}
         }
-        if verdict == DigestVerdict::Invalid {
-            debug!(source = %from.addr, "digest credentials did not verify");
-        }
+
         let (status, reason, header) = if trunk.config.proxy_auth {
             (407, "Proxy Authentication Required", "Proxy-Authenticate")
         } else {
