@@ -225,7 +225,7 @@ pub enum Event {
         /// Why.
         error: AnswerError,
     },
-    /// An outbound call got a provisional response.
+    /// An outbound call got a provisional response (100 Trying included).
     Progress {
         /// The call.
         call: CallRef,

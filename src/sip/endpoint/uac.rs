@@ -333,13 +333,11 @@ impl Endpoint {
         };
         match response.status {
             100..=199 => {
-                if response.status > 100 {
-                    self.core.events.push_back(Event::Progress {
-                        call: call_ref,
-                        status: response.status,
-                        reason: response.reason.clone(),
-                    });
-                }
+                self.core.events.push_back(Event::Progress {
+                    call: call_ref,
+                    status: response.status,
+                    reason: response.reason.clone(),
+                });
                 if call.cancel_wanted {
                     self.cancel(now, call_ref);
                 }
