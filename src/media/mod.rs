@@ -4,5 +4,8 @@
 
 pub mod codec;
 mod config;
+pub mod echo;
+pub mod speech;
+pub mod vad;
 
 pub use config::{CODEC_NAMES, MediaConfig};
