@@ -5,8 +5,10 @@
 pub mod codec;
 mod config;
 pub mod echo;
+pub mod metrics;
 pub mod playout;
 pub mod speech;
+pub mod turn;
 pub mod vad;
 
 pub use config::{CODEC_NAMES, MediaConfig};
