@@ -5,6 +5,7 @@
 pub mod codec;
 mod config;
 pub mod echo;
+pub mod engine;
 pub mod metrics;
 pub mod playout;
 pub mod speech;

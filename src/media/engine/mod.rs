@@ -1,0 +1,3 @@
+//! The media engine: worker threads that drive many calls' media sessions over real sockets.
+
+pub mod socket;
