@@ -1,6 +1,22 @@
 //! RTP and RTCP (RFC 3550): packets, sequence and SSRC tracking, the jitter buffer, RFC 4733
 //! telephone events, port allocation and symmetric-RTP latching.
+//!
+//! Everything here is sans-IO: functions take the bytes that arrived and the time they arrived
+//! (`now: Instant`) and return what to do, so a media worker can drive thousands of calls
+//! without sockets or timers inside this module.
 
+mod classify;
 mod config;
+mod extension;
+mod ids;
+mod packet;
+mod source;
+mod stats;
 
+pub use classify::{Datagram, classify};
 pub use config::RtpConfig;
+pub use extension::{ExtensionElement, ExtensionElements, HeaderExtension, ONE_BYTE_PROFILE};
+pub use ids::{ExtSeq, Pt, SeqNo, Ssrc, ts_delta};
+pub use packet::{BuildError, PacketError, RTP_HEADER_LEN, RTP_VERSION, RtpHeader, RtpPacket};
+pub use source::{LossReport, MAX_DROPOUT, MAX_MISORDER, MIN_SEQUENTIAL, SeqOutcome, Source};
+pub use stats::{DropCounts, DropReason};
