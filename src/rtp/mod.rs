@@ -7,16 +7,28 @@
 
 mod classify;
 mod config;
+mod dtmf;
 mod extension;
 mod ids;
+mod jitter;
 mod packet;
+mod sender;
 mod source;
 mod stats;
 
 pub use classify::{Datagram, classify};
 pub use config::RtpConfig;
+pub use dtmf::{
+    DtmfEvent, DtmfReceiver, END_PACKETS, EVENT_PAYLOAD_LEN, EventError, EventGenerator,
+    TelephoneEvent, digit_to_event, event_to_digit,
+};
 pub use extension::{ExtensionElement, ExtensionElements, HeaderExtension, ONE_BYTE_PROFILE};
 pub use ids::{ExtSeq, Pt, SeqNo, Ssrc, ts_delta};
+pub use jitter::{
+    DelayEstimator, FecSource, Incoming, JitterBuffer, JitterConfig, JitterStats, PayloadKind,
+    PlayoutItem, PlayoutPacket,
+};
 pub use packet::{BuildError, PacketError, RTP_HEADER_LEN, RTP_VERSION, RtpHeader, RtpPacket};
+pub use sender::{RtpSender, SenderCounts};
 pub use source::{LossReport, MAX_DROPOUT, MAX_MISORDER, MIN_SEQUENTIAL, SeqOutcome, Source};
 pub use stats::{DropCounts, DropReason};

@@ -245,9 +245,9 @@ impl Source {
         let transit = arrival.wrapping_sub(timestamp) as i32;
         if let Some(previous) = self.transit {
             let d = ts_delta(transit as u32, previous as u32).unsigned_abs();
-            if d > self.clock_rate.saturating_mul(10) {
-                // A timestamp discontinuity of more than 10 s is not network jitter; start
-                // over from this packet instead of poisoning the estimate.
+            if d > self.clock_rate.saturating_mul(2) {
+                // A transit change of more than 2 s is a timestamp discontinuity, not network
+                // jitter; start over from this packet instead of poisoning the estimate.
                 self.transit = Some(transit);
                 return;
             }
