@@ -11,7 +11,9 @@ mod dtmf;
 mod extension;
 mod ids;
 mod jitter;
+mod latch;
 mod packet;
+mod port;
 mod sender;
 mod source;
 mod stats;
@@ -28,7 +30,9 @@ pub use jitter::{
     DelayEstimator, FecSource, Incoming, JitterBuffer, JitterConfig, JitterStats, PayloadKind,
     PlayoutItem, PlayoutPacket,
 };
+pub use latch::{Latch, LatchConfig, LatchVerdict, PlayedStream};
 pub use packet::{BuildError, PacketError, RTP_HEADER_LEN, RTP_VERSION, RtpHeader, RtpPacket};
+pub use port::{PortAllocator, PortError, PortLease};
 pub use sender::{RtpSender, SenderCounts};
 pub use source::{LossReport, MAX_DROPOUT, MAX_MISORDER, MIN_SEQUENTIAL, SeqOutcome, Source};
 pub use stats::{DropCounts, DropReason};
