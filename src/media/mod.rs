@@ -8,6 +8,7 @@ pub mod echo;
 pub mod engine;
 pub mod metrics;
 pub mod playout;
+pub mod resample;
 pub mod session;
 pub mod speech;
 pub mod turn;
