@@ -6,12 +6,22 @@
 //! and [`Encoder16k`] combine the two for the media path. What is and is not implemented is
 //! listed in `docs/codecs.md`.
 
+mod adapter;
+mod factory;
 mod g711;
 mod g722;
+mod opus;
 mod plc;
+
+pub use adapter::{Decoder16k, EncodedPacket, Encoder16k};
+pub use factory::{build_decoder, build_encoder, codec_label, expected_clock_rate};
 
 pub use g711::{G711Decoder, G711Encoder, G711Law};
 pub use g722::{G722_CLOCK_RATE, G722_SAMPLE_RATE, G722Decoder, G722Encoder};
+pub use opus::{
+    INITIAL_FEC_LOSS_PERCENT, OPUS_CLOCK_RATE, OpusBandwidth, OpusDecoder, OpusEncoder,
+    OpusEncoderSettings,
+};
 pub use plc::Concealer;
 
 /// Why a payload could not be decoded or PCM could not be encoded.
@@ -32,6 +42,14 @@ pub enum CodecError {
         codec: &'static str,
         /// Samples given.
         samples: usize,
+    },
+    /// The negotiated clock rate is not the one the codec's RTP payload format fixes.
+    #[error("unsupported {codec} format at clock rate {clock_rate} Hz")]
+    UnsupportedFormat {
+        /// Codec name.
+        codec: &'static str,
+        /// Clock rate from the SDP.
+        clock_rate: u32,
     },
     /// The codec library reported an error.
     #[error("{codec} library error: {message}")]
@@ -84,6 +102,12 @@ pub trait AudioEncoder: Send {
     /// milliseconds. Codecs with a fixed set of frame sizes pick the nearest one they support.
     fn packet_ms(&self, requested_ms: u32) -> u32 {
         requested_ms.max(10)
+    }
+    /// Whether `payload`, just encoded, is a discontinuous transmission packet that need not be
+    /// sent (Opus DTX in silence).
+    fn is_discontinuous(&self, payload: &[u8]) -> bool {
+        let _ = payload;
+        false
     }
     /// Tells the encoder the packet loss the peer reports (RTCP fraction lost), in percent, so
     /// that codecs with loss protection can adapt. Others ignore it.
