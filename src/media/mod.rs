@@ -6,6 +6,7 @@ pub mod codec;
 mod config;
 pub mod echo;
 pub mod engine;
+mod error;
 pub mod metrics;
 pub mod playout;
 pub mod resample;
@@ -14,4 +15,5 @@ pub mod speech;
 pub mod turn;
 pub mod vad;
 
-pub use config::{CODEC_NAMES, MediaConfig};
+pub use config::{BARGE_IN_MODES, CODEC_NAMES, MediaConfig};
+pub use error::MediaError;

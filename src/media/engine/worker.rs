@@ -22,7 +22,9 @@ use super::socket::{BATCH, MediaSocket, RecvBatch};
 use super::{MediaPort, SessionShared};
 use crate::audio::PlayoutCommand;
 use crate::media::metrics;
-use crate::media::session::{Channel, MediaStats, SessionConfig, SessionCore, StreamParams};
+use crate::media::session::{
+    Channel, MediaStats, SessionCodecs, SessionConfig, SessionCore, StreamParams,
+};
 
 /// Interval of the worker's grid.
 pub const GRID: Duration = Duration::from_millis(10);
@@ -39,6 +41,8 @@ pub struct SessionStart {
     pub port: MediaPort,
     /// Stream parameters.
     pub params: StreamParams,
+    /// Codecs built on the tokio side, where their errors could still be returned.
+    pub codecs: SessionCodecs,
     /// Limits from the engine configuration.
     pub config: SessionConfig,
     /// Seed for the session's SSRC and initial sequence number and timestamp.
@@ -135,7 +139,8 @@ impl Worker {
     fn start(&mut self, start: SessionStart) {
         // Anchor the session on the grid tick it will first be serviced at.
         let anchor = self.next_tick;
-        let core = SessionCore::new(anchor, start.params, start.config, start.seed);
+        let core =
+            SessionCore::with_codecs(anchor, start.params, start.config, start.codecs, start.seed);
         metrics::ACTIVE_SESSIONS.inc();
         tracing::debug!(session = start.id, local = ?start.port.local_addr(), "media session started");
         self.sessions.insert(
@@ -181,17 +186,21 @@ fn service(slot: &mut Slot, batch: &mut RecvBatch, now: Instant) {
     }
 
     slot.core.tick(now);
+    let mut send_errors = 0;
     for transmit in slot.core.transmits() {
         let socket = match transmit.channel {
             Channel::Rtp => &slot.port.rtp,
             Channel::Rtcp => slot.port.rtcp.as_ref().unwrap_or(&slot.port.rtp),
         };
         if let Err(error) = socket.send_to(transmit.bytes, transmit.destination) {
-            slot.core.note_send_error();
+            send_errors += 1;
             tracing::trace!(%error, to = %transmit.destination, "send failed");
         }
     }
     slot.core.clear_transmits();
+    for _ in 0..send_errors {
+        slot.core.note_send_error();
+    }
     while let Some(event) = slot.core.poll_event() {
         slot.events.forward(event);
     }
@@ -231,9 +240,9 @@ fn drain(socket: &MediaSocket, channel: Channel, core: &mut SessionCore, batch: 
 }
 
 fn publish(slot: &mut Slot) {
-    let mut stats = slot.core.stats();
-    stats.audio_frames_dropped = slot.events.dropped_audio();
+    slot.core.note_audio_dropped(slot.events.dropped_audio());
     slot.core.flush_metrics();
+    let stats = slot.core.stats();
     *slot.shared.stats.lock() = stats;
 }
 

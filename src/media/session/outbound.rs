@@ -1,0 +1,273 @@
+//! Our outbound RTP stream: paced packets of encoded AI audio or silence, RFC 4733 events,
+//! and comfort noise where it was negotiated.
+//!
+//! Frames of 16 kHz PCM come in once per 20 ms; packets leave once per packet time, which may
+//! be shorter or longer than a frame. A packet carries AI speech when any 10 ms block of it
+//! does, and the first such packet after packets without speech starts a talkspurt and gets
+//! the marker bit (RFC 3551 §4.1).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::transmit::{Channel, TransmitQueue};
+use crate::audio::{FRAME_SAMPLES, Frame, SAMPLE_RATE};
+use crate::media::codec::Encoder16k;
+use crate::rtp::{Pt, RTP_HEADER_LEN, RtpSender, digit_to_event};
+
+/// Duration of one DTMF tone we send.
+pub const DTMF_TONE: Duration = Duration::from_millis(100);
+/// Silence after each DTMF tone.
+pub const DTMF_GAP: Duration = Duration::from_millis(60);
+/// RFC 4733 volume of the events we send, in -dBm0.
+const DTMF_VOLUME: u8 = 10;
+/// With comfort noise, one CN packet per this many silent packets (RFC 3389 §4 lets the
+/// sender choose; trunks only need to see the stream alive).
+const CN_EVERY: u32 = 10;
+/// RFC 3389 noise level for digital silence, in -dBov.
+const CN_LEVEL: u8 = 127;
+const BLOCK_SAMPLES: usize = (SAMPLE_RATE / 100) as usize;
+/// Largest datagram we build.
+const MAX_PACKET: usize = 1_500;
+
+/// Counters of the outbound stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboundCounters {
+    /// RTP packets queued for sending.
+    pub packets: u64,
+    /// Packets that carried AI audio.
+    pub speech_packets: u64,
+    /// Payloads the encoder rejected.
+    pub encode_errors: u64,
+}
+
+/// Send side of one session.
+#[derive(Debug)]
+pub struct Outbound {
+    sender: RtpSender,
+    packet_ms: u32,
+    next_packet: Instant,
+    pcm: VecDeque<i16>,
+    speech_blocks: VecDeque<bool>,
+    last_was_speech: bool,
+    silent_packets: u32,
+    dtmf_gap_until: Option<Instant>,
+    payload: Vec<u8>,
+    packet_pcm: Vec<i16>,
+    counters: OutboundCounters,
+}
+
+impl Outbound {
+    /// Creates the send side; the first packet is due at `first_packet`.
+    pub fn new(sender: RtpSender, packet_ms: u32, first_packet: Instant) -> Self {
+        Self {
+            sender,
+            packet_ms,
+            next_packet: first_packet,
+            pcm: VecDeque::with_capacity(FRAME_SAMPLES * 4),
+            speech_blocks: VecDeque::with_capacity(8),
+            last_was_speech: false,
+            silent_packets: 0,
+            dtmf_gap_until: None,
+            payload: Vec::with_capacity(MAX_PACKET),
+            packet_pcm: Vec::with_capacity(FRAME_SAMPLES * 3),
+            counters: OutboundCounters::default(),
+        }
+    }
+
+    /// Offset of the first packet after the first frame, so that a packet longer than one
+    /// frame always finds its audio buffered.
+    pub fn first_packet_offset(packet_ms: u32) -> Duration {
+        let frames = packet_ms.saturating_sub(20).div_ceil(20);
+        Duration::from_millis(u64::from(frames * 20))
+    }
+
+    /// Changes the packet time from the next packet on.
+    pub fn set_packet_ms(&mut self, packet_ms: u32) {
+        self.packet_ms = packet_ms;
+    }
+
+    /// The RTP sender state, for RTCP sender reports.
+    pub fn sender_mut(&mut self) -> &mut RtpSender {
+        &mut self.sender
+    }
+
+    /// When the next packet is due.
+    pub fn next_packet(&self) -> Instant {
+        self.next_packet
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> OutboundCounters {
+        self.counters
+    }
+
+    /// True while an RFC 4733 event or the gap after it is being sent; the playout queue
+    /// must not be read then.
+    pub fn dtmf_busy(&self, now: Instant) -> bool {
+        self.sender.event_active() || self.dtmf_gap_until.is_some_and(|until| now < until)
+    }
+
+    /// Starts sending `digit` as RFC 4733 events at payload type `pt`.
+    pub fn start_dtmf(&mut self, now: Instant, pt: u8, digit: char) {
+        let Some(event) = digit_to_event(digit) else {
+            return;
+        };
+        let packet_time = Duration::from_millis(u64::from(self.packet_ms));
+        self.sender
+            .start_event(now, Pt(pt), event, DTMF_VOLUME, DTMF_TONE, packet_time);
+        self.dtmf_gap_until = Some(now + DTMF_TONE + DTMF_GAP);
+        self.pcm.clear();
+        self.speech_blocks.clear();
+    }
+
+    /// Adds one frame of audio to send; `speech` tells whether it carries AI audio.
+    pub fn push_frame(&mut self, frame: &Frame, speech: bool) {
+        self.pcm.extend(frame.iter());
+        for _ in 0..FRAME_SAMPLES / BLOCK_SAMPLES {
+            self.speech_blocks.push_back(speech);
+        }
+    }
+
+    /// Drops buffered audio, for example when sending stops during a hold.
+    pub fn discard_audio(&mut self) {
+        self.pcm.clear();
+        self.speech_blocks.clear();
+        self.last_was_speech = false;
+    }
+
+    /// Builds every packet due at `now` into `transmits`, addressed to `destination`.
+    pub fn send_due(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        encoder: &mut Encoder16k,
+        payload_type: u8,
+        comfort_noise_pt: Option<u8>,
+        transmits: &mut TransmitQueue,
+    ) {
+        while self.next_packet <= now {
+            let at = self.next_packet;
+            self.next_packet += Duration::from_millis(u64::from(self.packet_ms));
+            if self.sender.event_active() {
+                self.send_event(at, destination, transmits);
+                continue;
+            }
+            self.send_audio(
+                at,
+                destination,
+                encoder,
+                payload_type,
+                comfort_noise_pt,
+                transmits,
+            );
+        }
+    }
+
+    /// Skips packets that fell due while nothing could be sent (a hold), so that sending
+    /// resumes at `now` without a burst.
+    pub fn skip_to(&mut self, now: Instant) {
+        let step = Duration::from_millis(u64::from(self.packet_ms));
+        while self.next_packet + step <= now {
+            self.next_packet += step;
+        }
+    }
+
+    fn send_event(&mut self, at: Instant, destination: SocketAddr, transmits: &mut TransmitQueue) {
+        let sender = &mut self.sender;
+        let mut sent = false;
+        transmits.push_with(destination, Channel::Rtp, MAX_PACKET, |out| {
+            let written = sender.write_event(at, out).ok().flatten();
+            sent = written.is_some();
+            written
+        });
+        if sent {
+            self.counters.packets += 1;
+        }
+    }
+
+    fn send_audio(
+        &mut self,
+        at: Instant,
+        destination: SocketAddr,
+        encoder: &mut Encoder16k,
+        payload_type: u8,
+        comfort_noise_pt: Option<u8>,
+        transmits: &mut TransmitQueue,
+    ) {
+        let samples = (self.packet_ms * SAMPLE_RATE / 1_000) as usize;
+        let blocks = samples / BLOCK_SAMPLES;
+        self.packet_pcm.clear();
+        let available = samples.min(self.pcm.len());
+        self.packet_pcm.extend(self.pcm.drain(..available));
+        // An underrun (worker stall) is padded with silence rather than sending short packets.
+        self.packet_pcm.resize(samples, 0);
+        let mut speech = false;
+        for _ in 0..blocks {
+            speech |= self.speech_blocks.pop_front().unwrap_or(false);
+        }
+
+        if !speech && let Some(pt) = comfort_noise_pt {
+            self.last_was_speech = false;
+            self.silent_packets += 1;
+            if self.silent_packets % CN_EVERY == 1 {
+                let ticks = encoder.timestamp_increment();
+                self.write_packet(at, destination, Pt(pt), ticks, &[CN_LEVEL], transmits);
+            }
+            return;
+        }
+        self.silent_packets = 0;
+
+        let mut payload = std::mem::take(&mut self.payload);
+        payload.clear();
+        let mut ticks = 0;
+        let mut discontinuous = false;
+        let result = encoder.encode(&self.packet_pcm, |packet| {
+            payload.extend_from_slice(packet.payload);
+            ticks += packet.timestamp_increment;
+            discontinuous |= packet.discontinuous;
+        });
+        if result.is_err() || payload.is_empty() {
+            self.counters.encode_errors += 1;
+            self.payload = payload;
+            return;
+        }
+        if speech && !self.last_was_speech {
+            self.sender.mark_talkspurt();
+        }
+        self.last_was_speech = speech;
+        // Opus DTX: the encoder chose not to send this silent packet; the timestamp still
+        // follows wall time.
+        if !discontinuous {
+            self.write_packet(
+                at,
+                destination,
+                Pt(payload_type),
+                ticks,
+                &payload,
+                transmits,
+            );
+            if speech {
+                self.counters.speech_packets += 1;
+            }
+        }
+        self.payload = payload;
+    }
+
+    fn write_packet(
+        &mut self,
+        at: Instant,
+        destination: SocketAddr,
+        pt: Pt,
+        clock_units: u32,
+        payload: &[u8],
+        transmits: &mut TransmitQueue,
+    ) {
+        let sender = &mut self.sender;
+        let max_len = RTP_HEADER_LEN + payload.len();
+        transmits.push_with(destination, Channel::Rtp, max_len, |out| {
+            sender.write_audio(at, pt, clock_units, payload, out).ok()
+        });
+        self.counters.packets += 1;
+    }
+}
