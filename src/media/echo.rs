@@ -294,9 +294,10 @@ impl EchoGate {
                 frame_energy
             };
         } else {
-            // Rises by about 1 dB per second, so speech never becomes the floor but a
-            // louder steady noise is learned within seconds.
-            self.noise_floor = (self.noise_floor * 1.0046).max(1.0);
+            // Rises by about 3 dB per second: slow enough that the peaks of speech, 20 dB and
+            // more above its pauses, stay above the floor, and fast enough to follow noise
+            // whose level drifts (traffic, brown noise).
+            self.noise_floor = (self.noise_floor * 1.014).max(1.0);
         }
     }
 }

@@ -1,29 +1,30 @@
 //! Test audio made at run time: speech from espeak-ng (resampled by sox), noise, and the echo
 //! a telephone line returns (delay, attenuation, 3.4 kHz low-pass).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Speaks `text` with espeak-ng `voice` and returns mono PCM at `rate` Hz.
 pub fn speak(text: &str, voice: &str, rate: u32) -> Vec<i16> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let wav = dir.path().join("speech.wav");
+    let raw = dir.path().join("speech.raw");
     let espeak = Command::new("espeak-ng")
-        .args(["-v", voice, "--stdout", text])
-        .stdout(Stdio::piped())
-        .output()
+        .args(["-v", voice, "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
         .expect("espeak-ng runs");
-    assert!(espeak.status.success(), "espeak-ng failed for voice {voice}");
-    let mut sox = Command::new("sox")
-        .args(["-t", "wav", "-", "-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1"])
-        .args(["-r", &rate.to_string(), "-L", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
+    assert!(espeak.success(), "espeak-ng failed for voice {voice}");
+    let sox = Command::new("sox")
+        .arg(&wav)
+        .args(["-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-L"])
+        .args(["-r", &rate.to_string()])
+        .arg(&raw)
+        .status()
         .expect("sox runs");
-    sox.stdin.take().expect("stdin").write_all(&espeak.stdout).expect("sox input");
-    let output = sox.wait_with_output().expect("sox output");
-    assert!(output.status.success(), "sox failed");
-    output
-        .stdout
+    assert!(sox.success(), "sox failed");
+    std::fs::read(&raw)
+        .expect("sox output")
         .chunks_exact(2)
         .map(|pair| i16::from_le_bytes([pair[0], pair[1]]))
         .collect()
