@@ -9,7 +9,7 @@ const STUN_MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 /// Length of the STUN message header.
 const STUN_HEADER_LEN: usize = 20;
 
-/// What a datagram on an RTP port turned out to be.
+/// Kind of a datagram received on an RTP port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Datagram<'a> {
     /// An RTP packet with a non-empty payload.
@@ -23,8 +23,8 @@ pub enum Datagram<'a> {
 /// Classifies one datagram received on an RTP port.
 ///
 /// The first byte decides the protocol as RFC 7983 §7 lays out: 0-3 STUN, 128-191 RTP or RTCP.
-/// RTP and RTCP are told apart by the second byte (RFC 5761 §4): RTCP packet types 192-223
-/// fall where an RTP marker bit plus payload types 64-95 would, which RTP never uses for that
+/// The second byte separates RTP from RTCP (RFC 5761 §4): RTCP packet types 192-223 fall
+/// where an RTP marker bit plus payload types 64-95 would, and RTP avoids those types for that
 /// reason. An RTP packet with no payload after the header is a NAT keepalive (RFC 6263) and is
 /// dropped, since there is nothing to play.
 pub fn classify(bytes: &[u8], rtcp_mux: bool) -> Result<Datagram<'_>, DropReason> {

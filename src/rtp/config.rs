@@ -127,6 +127,16 @@ mod tests {
     }
 
     #[test]
+    fn env_false_turns_strict_source_off() {
+        let env = std::collections::BTreeMap::from([(
+            "VOICEGATE_RTP_STRICT_SOURCE".to_string(),
+            "false".to_string(),
+        )]);
+        let config = crate::config::Config::from_parts(None, &env).unwrap();
+        assert!(!config.rtp.strict_source);
+    }
+
+    #[test]
     fn huge_jitter_max_names_key() {
         let config = RtpConfig {
             jitter_max_ms: 5_000,

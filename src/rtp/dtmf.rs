@@ -25,7 +25,7 @@ const RELEASE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Sources whose event state is remembered at once.
 const MAX_SOURCES: usize = 4;
 
-/// Why a telephone-event payload could not be read.
+/// Error reading a telephone-event payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     /// The payload is shorter than 4 bytes.
@@ -94,7 +94,7 @@ pub fn digit_to_event(digit: char) -> Option<u8> {
     }
 }
 
-/// What the receiver reports.
+/// Key press or release reported by the receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DtmfEvent {
     /// A key went down: reported once per press, from whichever packet of it arrived first.
@@ -380,7 +380,7 @@ impl EventGenerator {
         Some((payload.to_bytes(), first))
     }
 
-    /// Whether every packet has been produced.
+    /// Returns whether every packet has been produced.
     pub fn is_done(&self) -> bool {
         self.ends_sent >= END_PACKETS
     }
@@ -430,7 +430,7 @@ mod tests {
             }
         }
 
-        /// A full press: updates every 160 units and three end packets.
+        /// Sends a full press: updates every `step` units, then three end packets.
         fn press(&mut self, ts: u32, event: u8, units: u16, step: u16) {
             let mut duration = step;
             while duration < units {
@@ -636,7 +636,8 @@ mod tests {
         assert_eq!(durations, vec![160, 320, 480, 640, 800, 800, 800]);
         let ends = packets.iter().filter(|(e, _)| e.end).count();
         assert_eq!(ends, 3);
-        assert!(packets.iter().all(|(e, _)| e.event == 11 && e.volume == 10));
+        assert!(packets.iter().all(|(e, _)| e.event == 11));
+        assert!(packets.iter().all(|(e, _)| e.volume == 10));
         assert!(generator.is_done());
     }
 

@@ -33,7 +33,7 @@ impl<'a> HeaderExtension<'a> {
         HeaderExtension { profile, data }
     }
 
-    /// The "defined by profile" field.
+    /// Returns the "defined by profile" field.
     pub fn profile(&self) -> u16 {
         self.profile
     }

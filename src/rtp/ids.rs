@@ -42,7 +42,7 @@ impl fmt::Display for SeqNo {
 pub struct ExtSeq(pub u64);
 
 impl ExtSeq {
-    /// The 16-bit sequence number this extends.
+    /// Returns the 16-bit sequence number this extends.
     pub fn seq(self) -> SeqNo {
         SeqNo(self.0 as u16)
     }
@@ -63,7 +63,7 @@ impl Pt {
     /// Static comfort noise payload type (RFC 3551 §6, RFC 3389).
     pub const COMFORT_NOISE: Pt = Pt(13);
 
-    /// Whether the value fits the 7-bit field.
+    /// Returns whether the value fits the 7-bit field.
     pub fn is_valid(self) -> bool {
         self.0 < 128
     }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use super::config::RtpConfig;
 use super::ids::{SeqNo, Ssrc};
 
-/// Largest forward distance between the played stream's highest sequence number and the
-/// first packet of a re-latch run; covers the packets lost while a NAT rebinds.
+/// Maximum forward distance between the played stream's highest sequence number and the first
+/// packet of a re-latch run. It covers the packets lost while a NAT rebinds.
 const RELATCH_SEQ_REACH: i16 = 50;
 
 /// Latching settings.
@@ -55,7 +55,7 @@ pub struct PlayedStream {
     pub highest_seq: SeqNo,
 }
 
-/// What to do with a packet, by its source address.
+/// Decision on a packet by its source address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LatchVerdict {
     /// From the latched address (or just latched): play it.
@@ -74,13 +74,15 @@ struct Run {
     packets: u32,
 }
 
-/// Where the peer's media comes from and goes to.
+/// Peer address state: where its media comes from and where ours goes.
 #[derive(Debug, Clone)]
 pub struct Latch {
     config: LatchConfig,
     advertised: Option<SocketAddr>,
     latched: Option<SocketAddr>,
     window_until: Option<Instant>,
+    /// A re-INVITE opened the window: the next packet sets the latch, from wherever it comes.
+    relearn: bool,
     last_accepted: Option<Instant>,
     run: Option<Run>,
     foreign: u64,
@@ -96,6 +98,7 @@ impl Latch {
             advertised,
             latched: None,
             window_until: Some(now + config.window),
+            relearn: false,
             last_accepted: None,
             run: None,
             foreign: 0,
@@ -108,6 +111,7 @@ impl Latch {
     pub fn open_window(&mut self, now: Instant, advertised: Option<SocketAddr>) {
         self.advertised = advertised;
         self.window_until = Some(now + self.config.window);
+        self.relearn = true;
         self.run = None;
     }
 
@@ -130,11 +134,13 @@ impl Latch {
         if self.latched == Some(from) {
             self.last_accepted = Some(now);
             self.run = None;
+            // The peer stayed where it was: the window has done its job.
+            self.close_window();
             return LatchVerdict::Accept;
         }
         if self.may_learn(now, from) {
             self.move_to(now, from, "learned");
-            self.window_until = None;
+            self.close_window();
             return LatchVerdict::Accept;
         }
         if self.extend_run(now, from, ssrc, seq, played) {
@@ -149,18 +155,19 @@ impl Latch {
         }
     }
 
-    /// Whether a packet from `from` may take the latch at once: inside an open learning window,
-    /// or from the SDP address while nothing is latched.
+    /// Returns whether a packet from `from` may take the latch at once. That is the first packet
+    /// inside an open learning window, or one from the SDP address while nothing is latched.
     fn may_learn(&self, now: Instant, from: SocketAddr) -> bool {
         let window_open = self.window_until.is_some_and(|until| now <= until);
-        if window_open && self.latched.is_none() {
-            return true;
-        }
-        if window_open && self.advertised == Some(from) {
-            // A re-INVITE announced this address: believe it.
+        if window_open && (self.latched.is_none() || self.relearn) {
             return true;
         }
         self.latched.is_none() && self.advertised == Some(from)
+    }
+
+    fn close_window(&mut self) {
+        self.window_until = None;
+        self.relearn = false;
     }
 
     /// Counts a packet towards a re-latch run; returns true when the run is complete.
@@ -215,14 +222,14 @@ impl Latch {
         self.moves += 1;
     }
 
-    /// Where to send our RTP: the latched address, else the SDP address.
+    /// Returns the address for our RTP: the latched address, else the SDP address.
     pub fn destination(&self) -> Option<SocketAddr> {
         self.latched.or(self.advertised)
     }
 
-    /// Where to send our RTCP: the RTP destination with rtcp-mux, else its port plus one
-    /// (RFC 3550 §11), unless `advertised_rtcp` names it (an SDP `a=rtcp` line) and nothing
-    /// is latched.
+    /// Returns the address for our RTCP. With rtcp-mux it is the RTP destination, else the
+    /// latched address's port plus one (RFC 3550 §11). Before latching, an SDP `a=rtcp`
+    /// address (`advertised_rtcp`) wins over the SDP RTP port plus one.
     pub fn rtcp_destination(
         &self,
         rtcp_mux: bool,
@@ -245,7 +252,7 @@ impl Latch {
         }
     }
 
-    /// The latched address, if any.
+    /// Returns the latched address, if any.
     pub fn latched(&self) -> Option<SocketAddr> {
         self.latched
     }
@@ -261,7 +268,7 @@ impl Latch {
     }
 }
 
-/// Whether a packet could be the first of a re-latch run: the played stream's SSRC with a
+/// Returns whether a packet could start a re-latch run: it has the played stream's SSRC and a
 /// sequence number just after the highest one received.
 fn continues_played(played: Option<PlayedStream>, ssrc: Ssrc, seq: SeqNo) -> bool {
     played.is_some_and(|p| {

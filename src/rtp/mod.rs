@@ -9,12 +9,16 @@ mod classify;
 mod config;
 mod dtmf;
 mod extension;
+mod fuzzing;
 mod ids;
 mod jitter;
 mod latch;
+mod metrics;
 mod packet;
 mod port;
+pub mod rtcp;
 mod sender;
+mod session;
 mod source;
 mod stats;
 
@@ -25,6 +29,7 @@ pub use dtmf::{
     TelephoneEvent, digit_to_event, event_to_digit,
 };
 pub use extension::{ExtensionElement, ExtensionElements, HeaderExtension, ONE_BYTE_PROFILE};
+pub use fuzzing::parse_everything;
 pub use ids::{ExtSeq, Pt, SeqNo, Ssrc, ts_delta};
 pub use jitter::{
     DelayEstimator, FecSource, Incoming, JitterBuffer, JitterConfig, JitterStats, PayloadKind,
@@ -34,5 +39,9 @@ pub use latch::{Latch, LatchConfig, LatchVerdict, PlayedStream};
 pub use packet::{BuildError, PacketError, RTP_HEADER_LEN, RTP_VERSION, RtpHeader, RtpPacket};
 pub use port::{PortAllocator, PortError, PortLease};
 pub use sender::{RtpSender, SenderCounts};
+pub use session::{
+    DurationFn, PayloadRole, PayloadTable, Received, RtpSession, SessionConfig, SessionEvent,
+    g711_duration,
+};
 pub use source::{LossReport, MAX_DROPOUT, MAX_MISORDER, MIN_SEQUENTIAL, SeqOutcome, Source};
-pub use stats::{DropCounts, DropReason};
+pub use stats::{DropCounts, DropReason, ReceiveStats, SourceStats};

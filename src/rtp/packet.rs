@@ -19,7 +19,7 @@ pub const RTP_HEADER_LEN: usize = 12;
 /// The only RTP version in use (RFC 3550 §5.1).
 pub const RTP_VERSION: u8 = 2;
 
-/// Why a byte string is not a well-formed RTP packet.
+/// Error parsing an RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PacketError {
     /// Fewer bytes than the fixed header.
@@ -107,7 +107,7 @@ impl<'a> RtpPacket<'a> {
         })
     }
 
-    /// Whether the P bit is set (the payload returned excludes the padding).
+    /// Returns whether the P bit is set (the payload returned excludes the padding).
     pub fn has_padding(&self) -> bool {
         self.bytes[0] & 0x20 != 0
     }
@@ -150,7 +150,7 @@ impl<'a> RtpPacket<'a> {
             .map(|c| Ssrc(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
     }
 
-    /// The header extension, when the X bit is set.
+    /// Returns the header extension, when the X bit is set.
     pub fn extension(&self) -> Option<HeaderExtension<'a>> {
         let at = self.extension_at?;
         let profile = u16::from_be_bytes([self.bytes[at], self.bytes[at + 1]]);
@@ -165,18 +165,18 @@ impl<'a> RtpPacket<'a> {
         self.header_len
     }
 
-    /// The payload without padding.
+    /// Returns the payload without padding.
     pub fn payload(&self) -> &'a [u8] {
         &self.bytes[self.header_len..self.payload_end]
     }
 
-    /// The whole datagram.
+    /// Returns the whole datagram.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
     }
 }
 
-/// Why a packet could not be written.
+/// Error writing a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     /// The output buffer is smaller than the packet.

@@ -2,7 +2,7 @@
 //!
 //! Each call gets an even RTP port with the odd port above it reserved for RTCP (RFC 3550
 //! §11), even when rtcp-mux ends up negotiated, because the allocation happens before the
-//! answer is known. A lease returns its port when dropped, so no error path can leak one.
+//! SDP answer is known. A lease returns its port when dropped, so no error path can leak one.
 //! A returned port then rests in quarantine for `[rtp] port_quarantine_secs`: a peer of the
 //! previous call may still be sending to it, and the next call on that port (perhaps another
 //! tenant's) must not hear that stale media. Ports are handed out round-robin, so a port is
@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::config::RtpConfig;
+use super::metrics::METRICS;
 
-/// Why no port could be allocated.
+/// Error allocating a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PortError {
     /// Every port pair of the range is in use or in quarantine.
@@ -149,7 +150,11 @@ impl PortAllocator {
     pub fn allocate(&self, now: Instant) -> Result<PortLease, PortError> {
         let mut pool = self.pool.lock();
         pool.settle(now);
-        match pool.take() {
+        let taken = pool.take();
+        METRICS
+            .ports_in_use
+            .set((pool.in_use - pool.dropped.len()) as i64);
+        match taken {
             Some(slot) => Ok(PortLease {
                 port: pool.port_of(slot),
                 slot,
@@ -194,12 +199,12 @@ pub struct PortLease {
 }
 
 impl PortLease {
-    /// The even RTP port.
+    /// Returns the even RTP port.
     pub fn rtp_port(&self) -> u16 {
         self.port
     }
 
-    /// The RTCP port when rtcp-mux is not in use (RTP port + 1).
+    /// Returns the RTCP port for use without rtcp-mux (RTP port + 1).
     pub fn rtcp_port(&self) -> u16 {
         self.port + 1
     }
@@ -209,14 +214,22 @@ impl PortLease {
     /// never earlier.
     pub fn release(mut self, now: Instant) {
         self.released = true;
-        self.pool.lock().rest(self.slot, now);
+        let mut pool = self.pool.lock();
+        pool.rest(self.slot, now);
+        METRICS
+            .ports_in_use
+            .set((pool.in_use - pool.dropped.len()) as i64);
     }
 }
 
 impl Drop for PortLease {
     fn drop(&mut self) {
         if !self.released {
-            self.pool.lock().dropped.push(self.slot);
+            let mut pool = self.pool.lock();
+            pool.dropped.push(self.slot);
+            METRICS
+                .ports_in_use
+                .set((pool.in_use - pool.dropped.len()) as i64);
         }
     }
 }

@@ -52,7 +52,7 @@ pub struct RtpSender {
 
 impl RtpSender {
     /// Creates a stream with a random SSRC, initial sequence number and initial timestamp
-    /// (RFC 3550 §5.1 asks for random initial values), starting at `now`. Pass a seeded RNG to
+    /// (RFC 3550 §5.1 calls for random initial values), starting at `now`. Pass a seeded RNG to
     /// replay the same bytes in a test.
     pub fn new<R: Rng + ?Sized>(rng: &mut R, clock_rate: u32, now: Instant) -> Self {
         let ssrc = Ssrc(rng.random());
@@ -90,12 +90,18 @@ impl RtpSender {
         self.ssrc
     }
 
+    /// Changes our SSRC, after a collision with the peer's (RFC 3550 §8.2). Sequence numbers
+    /// and timestamps continue.
+    pub fn set_ssrc(&mut self, ssrc: Ssrc) {
+        self.ssrc = ssrc;
+    }
+
     /// RTP clock rate.
     pub fn clock_rate(&self) -> u32 {
         self.clock_rate
     }
 
-    /// The sampling-clock timestamp at `now`.
+    /// Returns the sampling-clock timestamp at `now`.
     pub fn timestamp_at(&self, now: Instant) -> u32 {
         let elapsed = now.saturating_duration_since(self.start);
         let units = elapsed.as_nanos() * u128::from(self.clock_rate) / 1_000_000_000;
@@ -189,7 +195,7 @@ impl RtpSender {
         });
     }
 
-    /// Whether a telephone event is being sent; while it is, call
+    /// Returns whether a telephone event is being sent. While it is, call
     /// [`RtpSender::write_event`] each packet time instead of sending audio.
     pub fn event_active(&self) -> bool {
         self.event.is_some()
@@ -258,8 +264,8 @@ impl RtpSender {
         self.octets
     }
 
-    /// Whether sending stopped for more than half a packet beyond the last packet's
-    /// duration: the next packet starts a talkspurt.
+    /// Returns whether sending stopped for more than half a packet beyond the last packet's
+    /// duration, so that the next packet starts a talkspurt.
     fn paused(&self, now: Instant) -> bool {
         let Some((at, samples)) = self.last_send else {
             return true;
@@ -269,8 +275,8 @@ impl RtpSender {
         now.saturating_duration_since(at) > packet + packet / 2
     }
 
-    /// The wall-clock timestamp, never behind the next continuous one, so that timestamps
-    /// never go backwards.
+    /// Returns the wall-clock timestamp, or the next continuous one when that is later, so
+    /// that timestamps never go backwards.
     fn resume_timestamp(&self, now: Instant) -> u32 {
         let wall = self.timestamp_at(now);
         if self.last_send.is_none() || ts_delta(wall, self.next_timestamp) > 0 {

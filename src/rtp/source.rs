@@ -2,9 +2,9 @@
 //! sequence numbers, re-sync after a jump, duplicate detection, loss and interarrival jitter.
 //!
 //! Besides the RFC's extended sequence number, which restarts when the source re-syncs, a
-//! source hands out a playout index that keeps growing across re-syncs, so that the jitter
-//! buffer sees one continuous stream when a B2BUA re-anchors the sequence numbers but keeps the
-//! SSRC.
+//! source hands out a playout index that keeps growing across re-syncs. So when a B2BUA
+//! re-anchors the sequence numbers but keeps the SSRC, the jitter buffer still gets one
+//! continuous stream.
 
 use std::time::{Duration, Instant};
 
@@ -12,16 +12,16 @@ use super::ids::{ExtSeq, SeqNo, Ssrc, ts_delta};
 
 /// Sequential packets needed before a new source is valid (RFC 3550 §A.1).
 pub const MIN_SEQUENTIAL: u16 = 2;
-/// Largest forward sequence jump taken as loss rather than a restart (RFC 3550 §A.1).
+/// Maximum forward sequence jump taken as loss rather than a restart (RFC 3550 §A.1).
 pub const MAX_DROPOUT: u16 = 3000;
-/// Largest backward sequence step taken as reordering rather than a restart (RFC 3550 §A.1).
+/// Maximum backward sequence step taken as reordering rather than a restart (RFC 3550 §A.1).
 pub const MAX_MISORDER: u16 = 100;
 
 const SEQ_MOD: u64 = 1 << 16;
 /// Width of the window that remembers which recent sequence numbers arrived.
 const DUPLICATE_WINDOW: u64 = 128;
 
-/// What the sequence tracker made of one packet.
+/// Sequence tracker verdict on one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeqOutcome {
     /// A new packet (in order or reordered) with its playout index.
@@ -118,8 +118,8 @@ impl Source {
 
     /// Updates the sequence state with one packet's sequence number (RFC 3550 §A.1).
     ///
-    /// `next_index` is the playout index the caller wants the next new stream to start at
-    /// (after probation or a re-sync); within a stream the indexes follow the sequence numbers.
+    /// `next_index` is the playout index where a new stream (after probation or a re-sync)
+    /// starts. Within a stream the indexes follow the sequence numbers.
     pub fn update_seq(&mut self, seq: SeqNo, next_index: u64, now: Instant) -> SeqOutcome {
         self.last_seen = now;
         if self.probation > 0 {
@@ -144,6 +144,10 @@ impl Source {
     }
 
     fn update_probation(&mut self, seq: SeqNo, next_index: u64, now: Instant) -> SeqOutcome {
+        if seq.0 == self.max_seq && self.probation < MIN_SEQUENTIAL {
+            self.duplicates += 1;
+            return SeqOutcome::Duplicate;
+        }
         if seq.0 != self.max_seq.wrapping_add(1) {
             self.probation = MIN_SEQUENTIAL - 1;
             self.max_seq = seq.0;
@@ -276,12 +280,12 @@ impl Source {
         self.run_start = now;
     }
 
-    /// The source's SSRC.
+    /// Returns the source's SSRC.
     pub fn ssrc(&self) -> Ssrc {
         self.ssrc
     }
 
-    /// Whether the source has passed probation.
+    /// Returns whether the source has passed probation.
     pub fn is_valid(&self) -> bool {
         self.probation == 0
     }
@@ -420,6 +424,14 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_in_probation_is_detected() {
+        let mut feed = Feed::new(300);
+        assert_eq!(feed.push(300), SeqOutcome::Probation);
+        assert_eq!(feed.push(300), SeqOutcome::Duplicate);
+        assert_eq!(feed.push(301), SeqOutcome::Validated(ExtSeq(1)));
+    }
+
+    #[test]
     fn probation_restarts_on_gap() {
         let mut feed = Feed::new(100);
         assert_eq!(feed.push(100), SeqOutcome::Probation);
@@ -541,7 +553,7 @@ mod tests {
             let at = start + Duration::from_millis(u64::from(20 * i + late));
             source.update_jitter(i * 160, at);
         }
-        // |D| is 80 timestamp units every packet, so J converges to 80 (10 ms).
+        // |D| is 80 timestamp units every packet, so J converges to about 80 (10 ms).
         assert!((75..=80).contains(&source.jitter()), "{}", source.jitter());
         let millis = source.jitter_duration().as_millis();
         assert!((9..=10).contains(&millis), "{millis}");

@@ -2,8 +2,11 @@
 //! RTCP and the call record.
 
 use std::fmt;
+use std::time::Duration;
 
-/// Why a datagram received on an RTP port was not played.
+use super::ids::Ssrc;
+
+/// Reason a datagram received on an RTP port was not played.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
     /// Not a well-formed RTP packet: truncated header, CSRC list or extension, or bad padding.
@@ -18,7 +21,7 @@ pub enum DropReason {
     RtcpWithoutMux,
     /// An RTP header with no payload (NAT keepalive).
     Keepalive,
-    /// A payload type that was not negotiated for this call (RFC 3550 §5.1 says to ignore it).
+    /// A payload type that was not negotiated for this call (RFC 3550 §5.1 requires ignoring it).
     UnknownPayloadType,
     /// Sent from an address other than the latched peer.
     ForeignAddress,
@@ -96,6 +99,11 @@ impl DropCounts {
         self.0[reason.index()] += 1;
     }
 
+    /// Counts `count` drops at once.
+    pub fn add_count(&mut self, reason: DropReason, count: u64) {
+        self.0[reason.index()] += count;
+    }
+
     /// Drops counted for `reason`.
     pub fn get(&self, reason: DropReason) -> u64 {
         self.0[reason.index()]
@@ -113,6 +121,52 @@ impl DropCounts {
             .map(|&reason| (reason, self.get(reason)))
             .filter(|&(_, count)| count > 0)
     }
+}
+
+/// Receive figures of one SSRC (RFC 3550 §A.3, §A.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceStats {
+    /// The source.
+    pub ssrc: Ssrc,
+    /// Packets received in its current number space, duplicates excluded.
+    pub received: u64,
+    /// Packets expected in its current number space.
+    pub expected: u64,
+    /// Packets lost in its current number space.
+    pub lost: i64,
+    /// Duplicates received.
+    pub duplicates: u64,
+    /// Interarrival jitter.
+    pub jitter: Duration,
+}
+
+/// Receive figures of one call, for metrics, RTCP and the call record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiveStats {
+    /// RTP packets accepted (audio, comfort noise and events), duplicates excluded.
+    pub received: u64,
+    /// Packets lost, summed over sources (RFC 3550 §A.3: expected minus received).
+    pub lost: i64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Packets that arrived after their playout time.
+    pub late: u64,
+    /// Packets the jitter buffer declared lost at playout time.
+    pub concealed: u64,
+    /// Interarrival jitter of the source being played.
+    pub jitter: Duration,
+    /// Datagrams dropped, by reason.
+    pub drops: DropCounts,
+    /// Distinct SSRCs seen.
+    pub ssrcs_seen: u32,
+    /// Times the played source changed.
+    pub source_changes: u32,
+    /// Times a source re-synced its sequence numbers.
+    pub resyncs: u32,
+    /// Times the peer address was latched or moved.
+    pub latch_moves: u32,
+    /// Each known source.
+    pub sources: Vec<SourceStats>,
 }
 
 #[cfg(test)]

@@ -2,12 +2,12 @@
 //!
 //! Packets are kept in playout-index order. A playout clock maps RTP timestamps to instants:
 //! `deadline(ts) = anchor_at + (ts - anchor_ts) / clock_rate`. The media path calls
-//! [`JitterBuffer::pop`] once per tick; a packet is handed out when its deadline has come, a
-//! missing packet is declared lost when its deadline passes, and an empty buffer at a deadline
-//! pauses the clock by one tick (which is how the delay grows when the network slows down).
+//! [`JitterBuffer::pop`] once per tick. A packet is handed out when its deadline has come, and a
+//! missing packet is declared lost when its deadline passes. An empty buffer at a deadline
+//! pauses the clock by one tick, which is how the delay grows when the network slows down.
 //! The clock is re-anchored at `arrival + target delay` at each talkspurt start, source change
 //! and timestamp discontinuity, which is where the delay shrinks back to the target without
-//! cutting speech. A stream that never pauses and keeps more than the target buffered loses one
+//! cutting speech. A stream that never pauses and keeps well over the target buffered loses one
 //! packet to bring the delay down.
 
 use std::collections::VecDeque;
@@ -19,7 +19,7 @@ use crate::rtp::config::RtpConfig;
 use crate::rtp::ids::{ExtSeq, Pt, Ssrc, ts_delta};
 use crate::rtp::stats::DropReason;
 
-/// Longest packet the buffer accounts for (RFC 3551 §4.2 allows up to 200 ms of audio).
+/// Maximum packet duration the buffer accounts for (RFC 3551 §4.2 allows up to 200 ms of audio).
 const MAX_PACKET: Duration = Duration::from_millis(200);
 /// A timestamp gap up to this many packet durations, with no marker bit, is played as
 /// silence without moving the playout clock.
@@ -96,6 +96,9 @@ struct Clock {
     anchor_ts: u32,
     last_duration: u32,
     silent: bool,
+    /// Silence played by underruns since the last packet, in timestamp units. When the packets
+    /// that should have filled it turn out lost, that silence already took their place.
+    underrun_samples: u32,
 }
 
 /// Adaptive jitter buffer for one received audio stream. See the module documentation for
@@ -225,6 +228,11 @@ impl JitterBuffer {
         }
         self.skip_placeholders();
         self.catch_up_if_behind(now);
+        self.pop_due(now)
+    }
+
+    /// Picks the item for `now` once the clock runs and placeholders are skipped.
+    fn pop_due(&mut self, now: Instant) -> PlayoutItem<'_> {
         let Some(clock) = self.clock else {
             return PlayoutItem::Nothing;
         };
@@ -251,6 +259,7 @@ impl JitterBuffer {
             anchor_ts: head.timestamp,
             last_duration: default_duration.max(1),
             silent: false,
+            underrun_samples: 0,
         });
         true
     }
@@ -322,6 +331,7 @@ impl JitterBuffer {
             clock.anchor_at = now + self.config.tick;
             clock.anchor_ts = clock.next_ts;
             clock.silent = true;
+            clock.underrun_samples = clock.underrun_samples.saturating_add(tick);
         }
         PlayoutItem::Silence {
             samples: tick,
@@ -349,8 +359,8 @@ impl JitterBuffer {
         let due = self.deadline(&clock, clock.next_ts) <= now;
 
         if gap > 0 && !head.marker && gap as u32 <= short_gap {
-            // The sender skipped a little time (a short silence): play it as silence and keep
-            // the clock, so the packet plays exactly when its timestamp says.
+            // The sender skipped a little time (a short silence). Play it as silence and keep
+            // the clock, so the packet plays exactly at its timestamp.
             if !due {
                 return self.not_due(&clock);
             }
@@ -411,6 +421,7 @@ impl JitterBuffer {
 
         clock.last_duration = duration;
         clock.silent = false;
+        clock.underrun_samples = 0;
         self.comfort_noise = None;
         self.measure_wait(now, entry.arrival);
         let new_source = self.last_ssrc != Some(entry.ssrc);
@@ -434,8 +445,10 @@ impl JitterBuffer {
         let (Some(mut clock), Some(head)) = (self.clock, self.entries.front()) else {
             return PlayoutItem::Nothing;
         };
-        let missing = head.index - clock.next_index;
-        let gap = ts_delta(head.timestamp, clock.next_ts);
+        let (head_index, head_ts, head_arrival) = (head.index, head.timestamp, head.arrival);
+        let head_is_audio = head.kind == PayloadKind::Audio;
+        let missing = head_index - clock.next_index;
+        let gap = ts_delta(head_ts, clock.next_ts);
         let per_packet = if gap > 0 {
             gap as u32 / missing as u32
         } else {
@@ -447,11 +460,12 @@ impl JitterBuffer {
             // The sequence and timestamp gaps disagree (a discontinuity inside the loss):
             // conceal one packet and restart the clock at the next packet that arrived.
             let planned = self.deadline(&clock, clock.next_ts);
-            clock.next_index = head.index;
-            clock.next_ts = head.timestamp;
-            clock.anchor_ts = head.timestamp;
-            clock.anchor_at = (head.arrival + self.delay.target(now)).max(planned);
+            clock.next_index = head_index;
+            clock.next_ts = head_ts;
+            clock.anchor_ts = head_ts;
+            clock.anchor_at = (head_arrival + self.delay.target(now)).max(planned);
             clock.silent = false;
+            clock.underrun_samples = 0;
             self.clock = Some(clock);
             self.stats.reanchors += 1;
             return PlayoutItem::Lost {
@@ -460,20 +474,36 @@ impl JitterBuffer {
             };
         }
 
+        if clock.underrun_samples >= per_packet {
+            // Underruns already played silence where this packet belonged: count it lost, but
+            // take its slot back instead of concealing it a second time.
+            clock.underrun_samples -= per_packet;
+            clock.next_index += 1;
+            clock.next_ts = clock.next_ts.wrapping_add(per_packet);
+            let slot = self.duration_of_samples(per_packet);
+            clock.anchor_at = clock.anchor_at.checked_sub(slot).unwrap_or(clock.anchor_at);
+            self.clock = Some(clock);
+            return self.pop_due(now);
+        }
+
         let samples = if missing == 1 { gap as u32 } else { per_packet };
         clock.next_index += 1;
         clock.next_ts = clock.next_ts.wrapping_add(samples);
         clock.silent = false;
         self.clock = Some(clock);
-        let fec = (missing == 1 && head.kind == PayloadKind::Audio).then(|| FecSource {
-            pt: head.pt,
-            payload: &head.payload,
-        });
+        let fec = if missing == 1 && head_is_audio {
+            self.entries.front().map(|head| FecSource {
+                pt: head.pt,
+                payload: &head.payload,
+            })
+        } else {
+            None
+        };
         PlayoutItem::Lost { samples, fec }
     }
 
-    /// Tracks the shortest time a packet waited in the buffer over a window of deliveries, and
-    /// asks for one packet to be dropped when even that exceeds the target by a packet.
+    /// Tracks the shortest time a packet waited in the buffer over a window of deliveries. When
+    /// even that exceeds the target by a packet and a tick, the next delivery drops a packet.
     fn measure_wait(&mut self, now: Instant, arrival: Instant) {
         let wait = now.saturating_duration_since(arrival);
         self.shortest_wait = Some(self.shortest_wait.map_or(wait, |w| w.min(wait)));
@@ -481,8 +511,10 @@ impl JitterBuffer {
         if self.window_deliveries < WAIT_WINDOW {
             return;
         }
+        // Packets play on tick boundaries, so a wait up to one tick above the target is only
+        // rounding.
         let packet = self.duration_of_samples(self.clock.map_or(0, |c| c.last_duration));
-        let limit = self.delay.target(now) + packet;
+        let limit = self.delay.target(now) + packet + self.config.tick;
         self.shrink = self.shortest_wait.is_some_and(|w| w > limit);
         self.shortest_wait = None;
         self.window_deliveries = 0;
@@ -581,7 +613,7 @@ impl JitterBuffer {
     }
 
     /// Empties the buffer and stops the playout clock, keeping the counters and the delay
-    /// estimate; for a re-INVITE that changes the codec, or the end of a hold.
+    /// estimate. Use it for a re-INVITE that changes the codec, or at the end of a hold.
     pub fn reset(&mut self) {
         while let Some(entry) = self.entries.pop_front() {
             self.recycle(entry);
@@ -616,7 +648,7 @@ impl JitterBuffer {
         self.entries.len()
     }
 
-    /// Whether no packet is waiting.
+    /// Returns whether no packet is waiting.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

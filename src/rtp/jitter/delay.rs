@@ -15,7 +15,7 @@ const MARGIN: Duration = Duration::from_millis(10);
 /// A transit change larger than this is a timestamp discontinuity, not jitter: no useful
 /// playout delay comes near it.
 const DISCONTINUITY: Duration = Duration::from_secs(2);
-/// How fast the delay raised by a late packet falls back to the jitter estimate.
+/// Rate at which the delay raised by a late packet falls back to the jitter estimate.
 const LATE_HOLD_DECAY_PER_SEC: Duration = Duration::from_millis(5);
 
 /// Estimates the playout delay one stream needs.

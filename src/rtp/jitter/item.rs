@@ -1,8 +1,8 @@
-//! What goes into the jitter buffer and what comes out of it.
+//! Packets going into the jitter buffer and items coming out of it.
 
 use crate::rtp::ids::{ExtSeq, Pt, Ssrc};
 
-/// How the jitter buffer treats a packet's payload.
+/// Playout treatment of a packet's payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadKind {
     /// Audio for the decoder.
@@ -31,7 +31,7 @@ pub struct Incoming<'a> {
     pub kind: PayloadKind,
     /// Payload without padding; copied into the buffer's own storage.
     pub payload: &'a [u8],
-    /// Duration in timestamp units if the caller knows it from the codec; otherwise the buffer
+    /// Duration in timestamp units if the caller knows it from the codec. Otherwise the buffer
     /// takes it from the next packet's timestamp or the previous packet's duration.
     pub duration: Option<u32>,
 }
@@ -67,7 +67,7 @@ pub struct FecSource<'a> {
     pub payload: &'a [u8],
 }
 
-/// What the media path should play next, from [`super::JitterBuffer::pop`].
+/// Next thing for the media path to play, from [`super::JitterBuffer::pop`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlayoutItem<'a> {
     /// Nothing new is due: keep playing PCM already decoded (a packet longer than one tick),
