@@ -71,11 +71,22 @@ impl Filter {
             (STOPBAND_DB - 8.0) / (2.285 * 2.0 * std::f64::consts::PI * width / upsampled_rate);
         let taps = ((length_estimate / up as f64).ceil() as usize).max(2);
         let length = taps * up;
-        let center = (length - 1) as f64 / 2.0;
+        // An odd prototype puts the group delay on a whole sample of the upsampled rate, so
+        // converting 16 -> 8 -> 16 kHz delays by whole samples and keeps waveforms aligned.
+        // The branch table is then padded with one zero coefficient.
+        let designed = if length.is_multiple_of(2) {
+            length - 1
+        } else {
+            length
+        };
+        let center = (designed - 1) as f64 / 2.0;
         let cutoff = nyquist / upsampled_rate;
 
         let mut prototype: Vec<f64> = (0..length)
             .map(|j| {
+                if j >= designed {
+                    return 0.0;
+                }
                 let offset = j as f64 - center;
                 let sinc = if offset == 0.0 {
                     2.0 * cutoff
@@ -261,19 +272,26 @@ impl Resampler {
     }
 
     /// Converts a whole clip, compensating the filter delay: the output starts in step with
-    /// the input and holds `round(len * to / from)` samples.
+    /// the input and holds `ceil(len * to / from)` samples.
     pub fn convert_clip(&mut self, input: &[i16]) -> Vec<i16> {
         self.reset();
         let expected = (input.len() as u64 * u64::from(self.to)).div_ceil(u64::from(self.from));
         let expected = usize::try_from(expected).unwrap_or(usize::MAX);
-        let lead = self.delay_output_samples().round() as usize;
+        // Start the output grid where the filter delay lands on a whole output sample, so
+        // that output sample `lead` is input time zero exactly.
+        let (up, down) = (self.filter.up, self.filter.down);
+        let center = self.filter.delay_upsampled as usize;
+        let lead = center / down;
+        let start = center - lead * down;
+        self.skip = start / up;
+        self.phase = start % up;
         let mut out = Vec::with_capacity(expected + lead + 2);
         self.process(input, &mut out);
         let tail = self.filter.taps + 1;
         let zeros = [0i16; 64];
         let mut fed = 0;
-        while out.len() < expected + lead && fed < tail * self.filter.down {
-            let chunk = zeros.len().min(tail * self.filter.down - fed);
+        while out.len() < expected + lead && fed < tail * down {
+            let chunk = zeros.len().min(tail * down - fed);
             self.process(&zeros[..chunk], &mut out);
             fed += chunk;
         }

@@ -16,7 +16,10 @@ mod plc;
 pub use adapter::{Decoder16k, EncodedPacket, Encoder16k};
 pub use factory::{build_decoder, build_encoder, codec_label, expected_clock_rate};
 
-pub use g711::{G711Decoder, G711Encoder, G711Law};
+pub use g711::{
+    G711Decoder, G711Encoder, G711Law, alaw_to_linear, linear_to_alaw, linear_to_ulaw,
+    ulaw_to_linear,
+};
 pub use g722::{G722_CLOCK_RATE, G722_SAMPLE_RATE, G722Decoder, G722Encoder};
 pub use opus::{
     INITIAL_FEC_LOSS_PERCENT, OPUS_CLOCK_RATE, OpusBandwidth, OpusDecoder, OpusEncoder,
