@@ -20,15 +20,6 @@ pub static ACTIVE_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric name is unique")
 });
 
-/// RTP packets received and accepted from the caller.
-pub static PACKETS_RECEIVED: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!(
-        "voicegate_rtp_packets_received_total",
-        "RTP packets received from callers and accepted"
-    )
-    .expect("metric name is unique")
-});
-
 /// RTP packets the caller sent that never arrived (RFC 3550 §A.3 expected minus received).
 pub static PACKETS_LOST: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
@@ -38,31 +29,11 @@ pub static PACKETS_LOST: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric name is unique")
 });
 
-/// Datagrams dropped on the RTP ports, by reason (late, duplicate, foreign source, ...).
-pub static PACKETS_DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "voicegate_rtp_packets_dropped_total",
-        "Datagrams dropped on RTP ports, by reason",
-        &["reason"]
-    )
-    .expect("metric name is unique")
-});
-
 /// RTP packets sent to callers.
 pub static PACKETS_SENT: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "voicegate_rtp_packets_sent_total",
         "RTP packets sent to callers"
-    )
-    .expect("metric name is unique")
-});
-
-/// Interarrival jitter of each call's inbound stream at its end (RFC 3550 §A.8).
-pub static JITTER: LazyLock<Histogram> = LazyLock::new(|| {
-    register_histogram!(
-        "voicegate_rtp_jitter_seconds",
-        "Interarrival jitter of a call's inbound RTP at the end of the call",
-        vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16]
     )
     .expect("metric name is unique")
 });

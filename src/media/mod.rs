@@ -4,9 +4,9 @@
 
 pub mod codec;
 mod config;
-mod error;
 pub mod echo;
 pub mod engine;
+mod error;
 pub mod metrics;
 pub mod playout;
 pub mod recorder;

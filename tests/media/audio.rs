@@ -17,7 +17,17 @@ pub fn speak(text: &str, voice: &str, rate: u32) -> Vec<i16> {
     assert!(espeak.success(), "espeak-ng failed for voice {voice}");
     let sox = Command::new("sox")
         .arg(&wav)
-        .args(["-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-L"])
+        .args([
+            "-t",
+            "raw",
+            "-e",
+            "signed-integer",
+            "-b",
+            "16",
+            "-c",
+            "1",
+            "-L",
+        ])
         .args(["-r", &rate.to_string()])
         .arg(&raw)
         .status()
@@ -55,7 +65,11 @@ pub fn low_pass(samples: &[f64], cutoff: f64, rate: f64) -> Vec<f64> {
     let alpha = omega.sin() / (2.0 * std::f64::consts::FRAC_1_SQRT_2);
     let cos = omega.cos();
     let a0 = 1.0 + alpha;
-    let b = [(1.0 - cos) / 2.0 / a0, (1.0 - cos) / a0, (1.0 - cos) / 2.0 / a0];
+    let b = [
+        (1.0 - cos) / 2.0 / a0,
+        (1.0 - cos) / a0,
+        (1.0 - cos) / 2.0 / a0,
+    ];
     let a = [-2.0 * cos / a0, (1.0 - alpha) / a0];
     let mut out = samples.to_vec();
     for _ in 0..2 {
@@ -85,9 +99,13 @@ pub enum Noise {
 
 /// Deterministic noise of `kind` at `dbfs` RMS.
 pub fn noise(kind: Noise, dbfs: f64, len: usize, rate: f64, seed: u64) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(2862933555777941757).wrapping_add(3037000493);
+    let mut state = seed
+        .wrapping_mul(2862933555777941757)
+        .wrapping_add(3037000493);
     let mut white = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     };
     let mut out = Vec::with_capacity(len);
@@ -141,7 +159,11 @@ impl EchoPath {
         let alpha = omega.sin() / (2.0 * std::f64::consts::FRAC_1_SQRT_2);
         let cos = omega.cos();
         let a0 = 1.0 + alpha;
-        let b = [(1.0 - cos) / 2.0 / a0, (1.0 - cos) / a0, (1.0 - cos) / 2.0 / a0];
+        let b = [
+            (1.0 - cos) / 2.0 / a0,
+            (1.0 - cos) / a0,
+            (1.0 - cos) / 2.0 / a0,
+        ];
         let a = [-2.0 * cos / a0, (1.0 - alpha) / a0];
         let delay = (f64::from(delay_ms) * rate / 1000.0) as usize;
         Self {

@@ -21,7 +21,10 @@ fn ai_speech(voice: &str, text: &str) -> Vec<i16> {
 /// Line noise at 8 kHz.
 fn line_noise(kind: Noise, dbfs: f64, seconds: f64, seed: u64) -> Vec<i16> {
     let len = (seconds * 8_000.0) as usize;
-    noise(kind, dbfs, len, 8_000.0, seed).iter().map(|&s| s as i16).collect()
+    noise(kind, dbfs, len, 8_000.0, seed)
+        .iter()
+        .map(|&s| s as i16)
+        .collect()
 }
 
 fn echo_sim(delay_ms: u32, attenuation_db: f64) -> Sim {
@@ -33,17 +36,33 @@ fn echo_sim(delay_ms: u32, attenuation_db: f64) -> Sim {
 #[test]
 fn echo_at_18db_240ms_never_barges_in() {
     let reply = ai_speech("en-us", AI_TEXT);
-    assert!(reply.len() > 16_000 * 7, "reply is only {} samples", reply.len());
+    assert!(
+        reply.len() > 16_000 * 7,
+        "reply is only {} samples",
+        reply.len()
+    );
     let mut sim = echo_sim(240, 18.0);
     let mut caller = CallerStream::new(0x1234_5678, 100, 0);
     sim.queue_segment(1, reply.clone());
     let seconds = reply.len() as f64 / 16_000.0 + 1.0;
     sim.run_caller(&mut caller, &line_noise(Noise::White, -60.0, seconds, 1));
 
-    assert!(sim.barge_ins().is_empty(), "barge-ins: {:?}", sim.barge_ins());
-    assert!(sim.speech_starts().is_empty(), "speech starts: {:?}", sim.speech_starts());
+    assert!(
+        sim.barge_ins().is_empty(),
+        "barge-ins: {:?}",
+        sim.barge_ins()
+    );
+    assert!(
+        sim.speech_starts().is_empty(),
+        "speech starts: {:?}",
+        sim.speech_starts()
+    );
     let stats = sim.core.stats();
-    assert!(stats.echo_suppressed_frames > 50, "only {} echo frames seen", stats.echo_suppressed_frames);
+    assert!(
+        stats.echo_suppressed_frames > 50,
+        "only {} echo frames seen",
+        stats.echo_suppressed_frames
+    );
     let erl = stats.echo_return_loss_db.unwrap_or(0.0);
     assert!((12.0..=26.0).contains(&erl), "echo return loss {erl} dB");
     let delay = stats.echo_delay_ms.unwrap_or(0);
@@ -72,7 +91,10 @@ fn quiet_caller_barges_in_over_echo() {
     for (i, &s) in stop.iter().enumerate() {
         audio[lead + i] = audio[lead + i].saturating_add(s);
     }
-    let first_voiced = stop.iter().position(|s| s.unsigned_abs() > 300).unwrap_or(0);
+    let first_voiced = stop
+        .iter()
+        .position(|s| s.unsigned_abs() > 300)
+        .unwrap_or(0);
     let send_start = sim.now;
     sim.run_caller(&mut caller, &audio);
 
@@ -82,7 +104,10 @@ fn quiet_caller_barges_in_over_echo() {
     let (decided_at, barge_in) = &barge_ins[0];
     let reaction = decided_at.saturating_duration_since(onset);
     assert!(*decided_at >= onset, "barge-in before the caller spoke");
-    assert!(reaction <= Duration::from_millis(250), "decision {reaction:?} after onset");
+    assert!(
+        reaction <= Duration::from_millis(250),
+        "decision {reaction:?} after onset"
+    );
     assert!(barge_in.paused);
     assert_eq!(barge_in.segment, Some(voicegate::audio::SegmentId(2)));
 
@@ -92,7 +117,10 @@ fn quiet_caller_barges_in_over_echo() {
     // milliseconds of the previous frame; every later packet must be silent.
     let speaking = after.iter().filter(|p| p.has_audio()).count();
     assert!(speaking <= 1, "{speaking} AI packets after the decision");
-    let late = after.iter().filter(|p| p.at > *decided_at && p.has_audio()).count();
+    let late = after
+        .iter()
+        .filter(|p| p.at > *decided_at && p.has_audio())
+        .count();
     assert_eq!(late, 0, "AI audio more than one frame after the decision");
 }
 
@@ -100,8 +128,14 @@ fn quiet_caller_barges_in_over_echo() {
 fn echo_and_noise_set_has_no_false_barge_ins() {
     let voices = [
         ("en-us", AI_TEXT),
-        ("en-gb", "Your order of two sourdough loaves and a dozen bagels will be ready tomorrow morning at nine. Please bring your receipt."),
-        ("en-us+f3", "I am sorry, we do not deliver on Sundays, but you can pick up your cake on Saturday between eight and two."),
+        (
+            "en-gb",
+            "Your order of two sourdough loaves and a dozen bagels will be ready tomorrow morning at nine. Please bring your receipt.",
+        ),
+        (
+            "en-us+f3",
+            "I am sorry, we do not deliver on Sundays, but you can pick up your cake on Saturday between eight and two.",
+        ),
     ];
     let mut failures = Vec::new();
     for (voice_index, (voice, text)) in voices.iter().enumerate() {
@@ -131,7 +165,10 @@ fn echo_and_noise_set_has_no_false_barge_ins() {
 fn steady_noise_never_barges_in() {
     let reply = ai_speech("en-us", AI_TEXT);
     let mut failures = Vec::new();
-    for (index, kind) in [Noise::White, Noise::Pink, Noise::Brown, Noise::Hum].into_iter().enumerate() {
+    for (index, kind) in [Noise::White, Noise::Pink, Noise::Brown, Noise::Hum]
+        .into_iter()
+        .enumerate()
+    {
         for level in [-45.0, -30.0] {
             // Noise alone, then noise under the AI's speech and its echo.
             let mut sim = echo_sim(120, 12.0);
@@ -139,11 +176,16 @@ fn steady_noise_never_barges_in() {
             sim.run_caller(&mut caller, &line_noise(kind, level, 4.0, index as u64));
             sim.queue_segment(1, reply.clone());
             let seconds = reply.len() as f64 / 16_000.0 + 1.0;
-            sim.run_caller(&mut caller, &line_noise(kind, level, seconds, 10 + index as u64));
+            sim.run_caller(
+                &mut caller,
+                &line_noise(kind, level, seconds, 10 + index as u64),
+            );
             let starts = sim.speech_starts().len();
             let barge_ins = sim.barge_ins().len();
             if starts + barge_ins > 0 {
-                failures.push(format!("{kind:?} at {level} dBFS: {barge_ins} barge-ins, {starts} speech starts"));
+                failures.push(format!(
+                    "{kind:?} at {level} dBFS: {barge_ins} barge-ins, {starts} speech starts"
+                ));
             }
         }
     }

@@ -36,7 +36,10 @@ pub fn pcmu_params(mode: BargeInMode) -> StreamParams {
             channels: 1,
             fmtp: BTreeMap::new(),
         },
-        dtmf: Some(NegotiatedDtmf { payload_type: 101, clock_rate: 8_000 }),
+        dtmf: Some(NegotiatedDtmf {
+            payload_type: 101,
+            clock_rate: 8_000,
+        }),
         comfort_noise_pt: None,
         ptime_ms: 20,
         direction: Direction::SendRecv,
@@ -84,7 +87,13 @@ pub struct CallerStream {
 
 impl CallerStream {
     pub fn new(ssrc: u32, seq: u16, timestamp: u32) -> Self {
-        Self { ssrc, seq, timestamp, pt: 0, from: peer_addr() }
+        Self {
+            ssrc,
+            seq,
+            timestamp,
+            pt: 0,
+            from: peer_addr(),
+        }
     }
 
     /// Builds the next packet with `payload` (160 samples of PCMU for 20 ms).
@@ -129,7 +138,10 @@ impl Sim {
 
     pub fn with_config(params: StreamParams, rtp: RtpConfig) -> Self {
         let start = Instant::now();
-        let config = SessionConfig { rtp: Arc::new(rtp), media: Arc::new(MediaConfig::default()) };
+        let config = SessionConfig {
+            rtp: Arc::new(rtp),
+            media: Arc::new(MediaConfig::default()),
+        };
         let core = SessionCore::new(start, params, config, 7).unwrap();
         Self {
             core,
@@ -159,13 +171,17 @@ impl Sim {
 
     /// Queues a datagram from `from` that arrives after the network delay.
     pub fn send_from(&mut self, from: SocketAddr, bytes: Vec<u8>) {
-        self.in_flight.push_back((self.now + self.delay, from, bytes));
+        self.in_flight
+            .push_back((self.now + self.delay, from, bytes));
     }
 
     /// Queues a datagram that arrives after `extra` on top of the network delay.
     pub fn send_late(&mut self, from: SocketAddr, bytes: Vec<u8>, extra: Duration) {
-        self.in_flight.push_back((self.now + self.delay + extra, from, bytes));
-        self.in_flight.make_contiguous().sort_by_key(|(at, _, _)| *at);
+        self.in_flight
+            .push_back((self.now + self.delay + extra, from, bytes));
+        self.in_flight
+            .make_contiguous()
+            .sort_by_key(|(at, _, _)| *at);
     }
 
     /// Encodes 160 samples of 8 kHz caller audio, adds the echo, and returns PCMU.
@@ -186,7 +202,11 @@ impl Sim {
 
     /// Queues `pcm` (16 kHz) as one ended segment.
     pub fn queue_segment(&mut self, id: u64, pcm: Vec<i16>) {
-        self.command(PlayoutCommand::Audio { segment: SegmentId(id), pcm, interruptible: true });
+        self.command(PlayoutCommand::Audio {
+            segment: SegmentId(id),
+            pcm,
+            interruptible: true,
+        });
         self.command(PlayoutCommand::EndSegment(SegmentId(id)));
     }
 
@@ -293,4 +313,3 @@ impl Sim {
             .collect()
     }
 }
-

@@ -12,14 +12,14 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use super::inbound::{Inbound, PayloadTypes};
-use super::outbound::{DTMF_GAP, DTMF_TONE, Outbound};
+use super::outbound::{Outbound, Route};
 use super::params::StreamParams;
 use super::stats::MediaStats;
+use super::tone::DtmfTone;
 use super::transmit::{Channel, Transmit, TransmitQueue};
-use crate::audio::{FRAME_MS, FRAME_SAMPLES, Frame, MediaEvent, PlayoutCommand, SAMPLE_RATE};
+use crate::audio::{DtmfSource, FRAME_MS, FRAME_SAMPLES, Frame, MediaEvent, PlayoutCommand};
 use crate::media::MediaConfig;
 use crate::media::codec::{Decoder16k, Encoder16k};
 use crate::media::error::MediaError;
@@ -27,10 +27,10 @@ use crate::media::metrics;
 use crate::media::playout::{PlayoutFrame, PlayoutQueue, SampleStorage};
 use crate::media::turn::TurnDetector;
 use crate::rtp::{
-    Datagram, DropReason, JitterBuffer, JitterConfig, Latch, LatchConfig, PlayoutItem, RtpConfig,
-    RtpSender, classify,
+    DtmfEvent, DurationFn, PayloadTable, PlayoutItem, Pt, Received, RtpConfig, RtpSession,
+    SessionEvent, event_to_digit, g711_duration,
 };
-use rand::SeedableRng;
+use crate::sip::sdp::CodecName;
 
 /// Length of one internal frame.
 pub const FRAME: Duration = Duration::from_millis(FRAME_MS as u64);
@@ -38,6 +38,8 @@ pub const FRAME: Duration = Duration::from_millis(FRAME_MS as u64);
 const MAX_CATCH_UP: u32 = 5;
 /// Jitter buffer items read at most per frame (packets shorter than a frame need several).
 const MAX_POPS: usize = 8;
+/// Largest RTCP compound we write.
+const MAX_RTCP: usize = 1_200;
 
 /// Engine-wide settings a session needs.
 #[derive(Debug, Clone)]
@@ -72,6 +74,7 @@ impl SessionCodecs {
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Counters {
+    dtmf_presses: u64,
     oversized: u64,
     send_errors: u64,
     timeouts: u64,
@@ -81,19 +84,10 @@ struct Counters {
 /// Totals already added to the global metrics.
 #[derive(Debug, Default, Clone, Copy)]
 struct Reported {
-    received: u64,
     lost: i64,
     sent: u64,
     echo_suppressed: u64,
     audio_dropped: u64,
-}
-
-/// In-band DTMF (ITU-T Q.23 frequency pairs) for calls without telephone-event.
-#[derive(Debug, Clone, Copy)]
-struct Tone {
-    low: f32,
-    high: f32,
-    sample: u32,
 }
 
 /// The media of one call. Not `Send`: it owns a webrtc-vad instance.
@@ -101,16 +95,15 @@ struct Tone {
 pub struct SessionCore {
     config: SessionConfig,
     params: StreamParams,
-    types: PayloadTypes,
     decoder: Decoder16k,
     encoder: Encoder16k,
-    inbound: Inbound,
+    rtp: RtpSession,
     outbound: Outbound,
     turn: TurnDetector,
     playout: PlayoutQueue,
     caller_pcm: Vec<i16>,
     ai_frame: Frame,
-    tone: Option<Tone>,
+    tone: Option<DtmfTone>,
     events: VecDeque<MediaEvent>,
     scratch_events: Vec<MediaEvent>,
     transmits: TransmitQueue,
@@ -144,31 +137,22 @@ impl SessionCore {
         seed: u64,
     ) -> Self {
         let SessionCodecs { decoder, encoder } = codecs;
-        let clock_rate = decoder.clock_rate();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let sender = RtpSender::new(&mut rng, clock_rate, now);
-        let packet_ms = encoder.packet_ms();
-        let outbound = Outbound::new(
-            sender,
-            packet_ms,
-            now + Outbound::first_packet_offset(packet_ms),
-        );
-        let latch = Latch::new(
-            LatchConfig::new(&config.rtp, params.strict_source),
-            params.send_address(),
+        let rtp = RtpSession::new(
+            rtp_config(&config.rtp, &params, seed),
             now,
+            SystemTime::now(),
         );
-        let jitter = JitterBuffer::new(jitter_config(&config.rtp, clock_rate, &params));
-        let storage = if params.codec.clock_rate <= 8_000 && decoder.samples_for(160) <= 320 {
-            SampleStorage::MuLaw
-        } else {
-            SampleStorage::Linear
+        let packet_ms = encoder.packet_ms();
+        let outbound = Outbound::new(packet_ms, now + Outbound::first_packet_offset(packet_ms));
+        // Narrowband calls lose nothing by queueing AI audio companded.
+        let storage = match params.codec.name {
+            CodecName::Pcmu | CodecName::Pcma => SampleStorage::MuLaw,
+            CodecName::G722 | CodecName::Opus => SampleStorage::Linear,
         };
         Self {
-            types: payload_types(&params, clock_rate),
             turn: TurnDetector::new(params.barge_in),
             playout: PlayoutQueue::new(storage),
-            inbound: Inbound::new(latch, jitter, clock_rate),
+            rtp,
             outbound,
             decoder,
             encoder,
@@ -197,21 +181,14 @@ impl SessionCore {
         bytes: &[u8],
         channel: Channel,
     ) {
-        if channel == Channel::Rtcp {
-            // TODO: parse RTCP reports for round-trip time and the peer's loss figures.
-            return;
+        let received = match channel {
+            Channel::Rtp => self.rtp.handle_datagram(now, source, bytes),
+            Channel::Rtcp => self.rtp.handle_rtcp_datagram(now, source, bytes),
+        };
+        if let Received::Dropped(reason) = received {
+            tracing::trace!(%reason, %source, "datagram dropped");
         }
-        match classify(bytes, self.params.rtcp_mux) {
-            Ok(Datagram::Rtp(packet)) => {
-                tracing::trace!(seq = packet.seq().0, ssrc = %packet.ssrc(), "rtp in");
-                self.inbound.handle_rtp(now, source, &packet, self.types);
-            }
-            // RTCP on the muxed port carries no audio.
-            Ok(Datagram::Rtcp(_)) => {}
-            // ICE is not offered, so a STUN request gets no answer (RFC 7983 §7 demultiplexing).
-            Ok(Datagram::Stun(_)) => self.inbound.count_drop(DropReason::Stun),
-            Err(reason) => self.inbound.count_drop(reason),
-        }
+        self.drain_rtp_events();
     }
 
     /// Applies one command from the AI loop.
@@ -222,17 +199,28 @@ impl SessionCore {
     /// Replaces the stream parameters after a re-INVITE or UPDATE.
     pub fn update(&mut self, now: Instant, params: StreamParams) {
         let was_on_hold = self.params.on_hold();
-        let address_changed = params.remote_rtp != self.params.remote_rtp;
-        if params.codec != self.params.codec || params.ptime_ms != self.params.ptime_ms {
-            self.change_codec(now, &params);
+        let codec_changed = params.codec != self.params.codec;
+        if codec_changed || params.ptime_ms != self.params.ptime_ms {
+            self.change_codec(&params);
         }
-        if address_changed || (was_on_hold && !params.on_hold()) {
+        if codec_changed
+            || params.dtmf != self.params.dtmf
+            || params.comfort_noise_pt != self.params.comfort_noise_pt
+        {
+            self.rtp.set_payloads(payload_table(&params));
+        }
+        self.rtp.set_rtcp_mux(params.rtcp_mux);
+        if params.remote_rtp != self.params.remote_rtp || (was_on_hold && !params.on_hold()) {
             // RFC 4961: the peer may send from a new address after a re-INVITE.
-            self.inbound
-                .latch_mut()
-                .open_window(now, params.send_address());
+            self.rtp.open_latch_window(now, params.send_address());
         }
-        self.inbound.latch_mut().set_strict(params.strict_source);
+        if params.strict_source != self.params.strict_source {
+            // TODO: the RTP session fixes strict latching when it is created.
+            tracing::debug!(
+                strict = params.strict_source,
+                "strict source change ignored"
+            );
+        }
         self.turn.set_settings(params.barge_in);
         if params.on_hold() && !was_on_hold {
             tracing::debug!(direction = ?params.direction, "media on hold");
@@ -243,7 +231,6 @@ impl SessionCore {
             self.timeout_base = now;
             self.timeout_reported = None;
         }
-        self.types = payload_types(&params, self.decoder.clock_rate());
         self.params = params;
     }
 
@@ -265,29 +252,29 @@ impl SessionCore {
         }
 
         match self.destination() {
-            Some(destination) => self.outbound.send_due(
-                now,
-                destination,
-                &mut self.encoder,
-                self.types.audio,
-                self.params.comfort_noise_pt,
-                &mut self.transmits,
-            ),
+            Some(destination) => {
+                let route = Route {
+                    destination,
+                    payload_type: self.params.codec.payload_type,
+                    comfort_noise_pt: self.params.comfort_noise_pt,
+                };
+                let sender = self.rtp.sender_mut();
+                self.outbound
+                    .send_due(now, sender, route, &mut self.encoder, &mut self.transmits);
+            }
             None => self.outbound.skip_to(now),
         }
-        while let Some((digit, at)) = self.inbound.poll_dtmf(now) {
-            self.events.push_back(MediaEvent::Dtmf {
-                digit,
-                at,
-                source: crate::audio::DtmfSource::Rtp,
-            });
+        if self.rtp.poll_timeout() <= now {
+            self.rtp.handle_timeout(now);
+            self.send_rtcp(now);
         }
+        self.drain_rtp_events();
         self.check_timeout(now);
     }
 
     /// When [`tick`](Self::tick) should run next.
     pub fn poll_timeout(&self) -> Instant {
-        let mut next = self.next_frame;
+        let mut next = self.next_frame.min(self.rtp.poll_timeout());
         if self.destination().is_some() {
             next = next.min(self.outbound.next_packet());
         }
@@ -309,6 +296,19 @@ impl SessionCore {
         self.events.pop_front()
     }
 
+    /// Writes an RTCP BYE (RFC 3550 §6.6) into the transmit queue, for the end of the call.
+    pub fn goodbye(&mut self, now: Instant) {
+        let Some(destination) = self.rtp.rtcp_destination() else {
+            return;
+        };
+        let channel = self.rtcp_channel();
+        let rtp = &mut self.rtp;
+        self.transmits
+            .push_with(destination, channel, MAX_RTCP, |out| {
+                rtp.write_goodbye(now, out, "call ended").ok()
+            });
+    }
+
     /// Counts a datagram the driver could not send.
     pub fn note_send_error(&mut self) {
         self.counters.send_errors += 1;
@@ -317,7 +317,6 @@ impl SessionCore {
     /// Counts a datagram longer than the driver's receive buffer.
     pub fn note_oversized(&mut self) {
         self.counters.oversized += 1;
-        self.inbound.count_drop(DropReason::Malformed);
     }
 
     /// Tells the session how many audio frames the driver dropped for a slow AI loop.
@@ -337,38 +336,39 @@ impl SessionCore {
 
     /// Statistics so far.
     pub fn stats(&self) -> MediaStats {
-        let source = self.inbound.played_source();
-        let jitter_stats = self.inbound.jitter().stats();
+        let receive = self.rtp.stats();
         let outbound = self.outbound.counters();
         let turn = self.turn.counters();
         MediaStats {
-            received: self.inbound.sources_received(),
-            lost: self.inbound.sources_lost(),
-            jitter: source.map(|s| s.jitter_duration()).unwrap_or_default(),
-            late: self.inbound.drops().get(DropReason::Late),
-            duplicates: self.inbound.drops().get(DropReason::Duplicate),
-            concealed: jitter_stats.concealed,
-            dropped: self.inbound.drops().clone(),
+            received: receive.received,
+            lost: receive.lost.max(0),
+            jitter: receive.jitter,
+            late: receive.late,
+            duplicates: receive.duplicates,
+            concealed: receive.concealed,
+            dropped: receive.drops,
             oversized: self.counters.oversized,
             sent: outbound.packets,
             sent_speech: outbound.speech_packets,
             send_errors: self.counters.send_errors,
-            dtmf_received: self.inbound.dtmf_presses(),
+            dtmf_received: self.counters.dtmf_presses,
             barge_ins: turn.barge_ins,
             echo_suppressed_frames: turn.echo_suppressed_frames,
             echo_return_loss_db: self.turn.echo_return_loss_db(),
             echo_delay_ms: self.turn.echo_delay_ms(),
             audio_frames_dropped: self.audio_dropped,
             fenced_chunks: self.playout.counters().fenced_chunks,
-            round_trip: None,
+            round_trip: self.rtp.peer_report().and_then(|report| report.round_trip),
             timeouts: self.counters.timeouts,
+            ssrcs_seen: receive.ssrcs_seen,
+            source_changes: receive.source_changes,
         }
     }
 
     /// Adds what changed since the last call to the global metrics.
     pub fn flush_metrics(&mut self) {
+        self.rtp.publish_metrics();
         let stats = self.stats();
-        metrics::PACKETS_RECEIVED.inc_by(stats.received.saturating_sub(self.reported.received));
         let lost = stats.lost.max(self.reported.lost);
         metrics::PACKETS_LOST.inc_by((lost - self.reported.lost).max(0) as u64);
         metrics::PACKETS_SENT.inc_by(stats.sent.saturating_sub(self.reported.sent));
@@ -383,7 +383,6 @@ impl SessionCore {
                 .saturating_sub(self.reported.audio_dropped),
         );
         self.reported = Reported {
-            received: stats.received,
             lost,
             sent: stats.sent,
             echo_suppressed: stats.echo_suppressed_frames,
@@ -394,18 +393,7 @@ impl SessionCore {
     /// Adds the final per-call figures to the global metrics; call once when the call ends.
     pub fn finish_metrics(&mut self) {
         self.flush_metrics();
-        let stats = self.stats();
-        for (reason, count) in stats.dropped.iter() {
-            if count > 0 {
-                metrics::PACKETS_DROPPED
-                    .with_label_values(&[reason.as_str()])
-                    .inc_by(count);
-            }
-        }
-        if stats.received > 0 {
-            metrics::JITTER.observe(stats.jitter.as_secs_f64());
-        }
-        if let Some(erl) = stats.echo_return_loss_db {
+        if let Some(erl) = self.turn.echo_return_loss_db() {
             metrics::ECHO_RETURN_LOSS.observe(f64::from(erl));
         }
     }
@@ -414,23 +402,69 @@ impl SessionCore {
         if !self.params.may_send() {
             return None;
         }
-        self.inbound.latch().destination()
+        self.rtp.destination()
     }
 
-    fn change_codec(&mut self, now: Instant, params: &StreamParams) {
+    fn rtcp_channel(&self) -> Channel {
+        if self.params.rtcp_mux {
+            Channel::Rtp
+        } else {
+            Channel::Rtcp
+        }
+    }
+
+    /// Sends our RTCP report when one is due (RFC 3550 §6.3). Reports go on during a hold,
+    /// unless the peer gave no address at all.
+    fn send_rtcp(&mut self, now: Instant) {
+        if self.params.send_address().is_none() {
+            return;
+        }
+        let Some(destination) = self.rtp.rtcp_destination() else {
+            return;
+        };
+        let channel = self.rtcp_channel();
+        let rtp = &mut self.rtp;
+        self.transmits
+            .push_with(destination, channel, MAX_RTCP, |out| {
+                rtp.poll_rtcp(now, out)
+            });
+    }
+
+    fn drain_rtp_events(&mut self) {
+        while let Some(event) = self.rtp.poll_event() {
+            match event {
+                SessionEvent::Dtmf(DtmfEvent::Pressed { event, at, .. }) => {
+                    let Some(digit) = event_to_digit(event) else {
+                        continue;
+                    };
+                    self.counters.dtmf_presses += 1;
+                    tracing::debug!("dtmf press received");
+                    let source = DtmfSource::Rtp;
+                    self.events
+                        .push_back(MediaEvent::Dtmf { digit, at, source });
+                }
+                SessionEvent::Dtmf(DtmfEvent::Released { .. }) => {}
+                SessionEvent::SourceChanged { previous, current } => {
+                    tracing::debug!(?previous, %current, "rtp source changed");
+                }
+                SessionEvent::Resynced { ssrc } => tracing::debug!(%ssrc, "rtp source re-synced"),
+                SessionEvent::Goodbye { ssrc } => tracing::debug!(%ssrc, "rtcp bye received"),
+                SessionEvent::SsrcCollision { old, new } => {
+                    tracing::info!(%old, %new, "ssrc collision; changed our ssrc");
+                }
+            }
+        }
+    }
+
+    fn change_codec(&mut self, params: &StreamParams) {
         match SessionCodecs::new(params, &self.config.media) {
             Ok(SessionCodecs { decoder, encoder }) => {
-                let clock_rate = decoder.clock_rate();
                 self.outbound.set_packet_ms(encoder.packet_ms());
-                let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(
-                    self.outbound.sender_mut().ssrc().0,
-                ));
-                let sender = RtpSender::new(&mut rng, clock_rate, now);
-                *self.outbound.sender_mut() = sender;
+                // TODO: our RTP sender keeps the clock rate it started with, so a switch
+                // between codecs of different clock rates (G.711 and Opus) sends wrong
+                // timestamps.
                 self.decoder = decoder;
                 self.encoder = encoder;
-                let jitter = JitterBuffer::new(jitter_config(&self.config.rtp, clock_rate, params));
-                self.inbound.restart(jitter, clock_rate);
                 tracing::debug!(codec = ?params.codec.name, "media codec changed");
             }
             Err(error) => {
@@ -470,7 +504,7 @@ impl SessionCore {
             if self.caller_pcm.len() >= FRAME_SAMPLES {
                 break;
             }
-            match self.inbound.jitter_mut().pop(at) {
+            match self.rtp.pop_playout(at) {
                 PlayoutItem::Nothing => break,
                 PlayoutItem::Packet(packet) => {
                     if packet.new_source {
@@ -520,13 +554,13 @@ impl SessionCore {
     /// Fills `ai_frame` with the next frame to send; returns whether it carries AI speech.
     fn read_ai_frame(&mut self, at: Instant, events: &mut Vec<MediaEvent>) -> bool {
         if let Some(tone) = &mut self.tone {
-            fill_tone(tone, &mut self.ai_frame);
-            if tone.sample >= tone_total_samples() {
+            tone.fill(&mut self.ai_frame);
+            if tone.is_done() {
                 self.tone = None;
             }
             return false;
         }
-        if self.outbound.dtmf_busy(at) {
+        if self.outbound.dtmf_busy(at, self.rtp.sender()) {
             self.ai_frame.fill(0);
             return false;
         }
@@ -534,29 +568,32 @@ impl SessionCore {
             PlayoutFrame::Speech => true,
             PlayoutFrame::Silence => false,
             PlayoutFrame::Dtmf(digit) => {
+                self.ai_frame.fill(0);
                 match self.params.dtmf {
-                    Some(dtmf) => self.outbound.start_dtmf(at, dtmf.payload_type, digit),
+                    Some(dtmf) => {
+                        let sender = self.rtp.sender_mut();
+                        self.outbound
+                            .start_dtmf(at, sender, dtmf.payload_type, digit);
+                    }
                     None => {
-                        self.tone = dtmf_tone(digit);
+                        self.tone = DtmfTone::new(digit);
                         if let Some(tone) = &mut self.tone {
-                            fill_tone(tone, &mut self.ai_frame);
-                            return false;
+                            tone.fill(&mut self.ai_frame);
                         }
                     }
                 }
-                self.ai_frame.fill(0);
                 false
             }
         }
     }
 
-    /// Reports a media timeout once per silence (RFC 3550 has none; this is the SIP-side
-    /// watchdog for callers that vanish without BYE). Holds suspend it.
+    /// Reports a media timeout once per silence: the watchdog for callers that vanish without
+    /// BYE. Holds suspend it.
     fn check_timeout(&mut self, now: Instant) {
         if self.params.on_hold() {
             return;
         }
-        let last_rtp = self.inbound.last_rtp();
+        let last_rtp = self.rtp.last_rtp();
         let last_activity = last_rtp.map_or(self.timeout_base, |at| at.max(self.timeout_base));
         if let Some(reported) = self.timeout_reported {
             if last_rtp.is_some_and(|at| at > reported) {
@@ -568,72 +605,41 @@ impl SessionCore {
         if limit.is_zero() || now.saturating_duration_since(last_activity) < limit {
             return;
         }
-        tracing::info!(silent_for = ?now.saturating_duration_since(last_activity), "media timeout");
+        let silent_for = now.saturating_duration_since(last_activity);
+        tracing::info!(?silent_for, "media timeout");
         self.timeout_reported = Some(now);
         self.counters.timeouts += 1;
         self.events.push_back(MediaEvent::Timeout);
     }
 }
 
-fn jitter_config(rtp: &RtpConfig, clock_rate: u32, params: &StreamParams) -> JitterConfig {
-    let packet_time = Duration::from_millis(u64::from(params.ptime_ms.clamp(10, 200)));
-    JitterConfig::new(rtp, clock_rate, packet_time)
-}
-
-fn payload_types(params: &StreamParams, clock_rate: u32) -> PayloadTypes {
-    PayloadTypes {
-        audio: params.codec.payload_type,
-        dtmf: params.dtmf.map(|dtmf| dtmf.payload_type),
-        comfort_noise: params.comfort_noise_pt,
-        clock_rate,
-    }
-}
-
-fn tone_total_samples() -> u32 {
-    ((DTMF_TONE + DTMF_GAP).as_millis() as u32) * SAMPLE_RATE / 1_000
-}
-
-/// ITU-T Q.23 frequency pair of a DTMF digit.
-fn dtmf_tone(digit: char) -> Option<Tone> {
-    const LOW: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
-    const HIGH: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
-    let (row, column) = match digit {
-        '1' => (0, 0),
-        '2' => (0, 1),
-        '3' => (0, 2),
-        'A' => (0, 3),
-        '4' => (1, 0),
-        '5' => (1, 1),
-        '6' => (1, 2),
-        'B' => (1, 3),
-        '7' => (2, 0),
-        '8' => (2, 1),
-        '9' => (2, 2),
-        'C' => (2, 3),
-        '*' => (3, 0),
-        '0' => (3, 1),
-        '#' => (3, 2),
-        'D' => (3, 3),
-        _ => return None,
+fn payload_table(params: &StreamParams) -> PayloadTable {
+    let codec = &params.codec;
+    let duration: Option<DurationFn> = match codec.name {
+        CodecName::Pcmu | CodecName::Pcma => Some(g711_duration),
+        CodecName::G722 | CodecName::Opus => None,
     };
-    Some(Tone {
-        low: LOW[row],
-        high: HIGH[column],
-        sample: 0,
-    })
+    let mut table = PayloadTable::new()
+        .with_audio(Pt(codec.payload_type), codec.clock_rate, duration)
+        // RFC 3551 §6: comfort noise on static payload type 13 is recognised even when the
+        // answer did not list it, so that it is never decoded as audio.
+        .with_comfort_noise(Pt(13));
+    if let Some(pt) = params.comfort_noise_pt {
+        table = table.with_comfort_noise(Pt(pt));
+    }
+    if let Some(dtmf) = params.dtmf {
+        table = table.with_telephone_event(Pt(dtmf.payload_type), dtmf.clock_rate);
+    }
+    table
 }
 
-fn fill_tone(tone: &mut Tone, frame: &mut Frame) {
-    let tone_samples = DTMF_TONE.as_millis() as u32 * SAMPLE_RATE / 1_000;
-    for sample in frame.iter_mut() {
-        *sample = if tone.sample < tone_samples {
-            let t = tone.sample as f32 / SAMPLE_RATE as f32;
-            let two_pi = 2.0 * std::f32::consts::PI;
-            // About -10 dBm0 per frequency, like the RFC 4733 events we send otherwise.
-            (5_000.0 * ((two_pi * tone.low * t).sin() + (two_pi * tone.high * t).sin())) as i16
-        } else {
-            0
-        };
-        tone.sample += 1;
-    }
+fn rtp_config(rtp: &RtpConfig, params: &StreamParams, seed: u64) -> crate::rtp::SessionConfig {
+    let packet_time = Duration::from_millis(u64::from(params.ptime_ms.clamp(10, 200)));
+    let table = payload_table(params);
+    let mut config = crate::rtp::SessionConfig::new(rtp, table, packet_time, params.strict_source);
+    config.rtcp_mux = params.rtcp_mux;
+    config.advertised = params.send_address();
+    config.advertised_rtcp = params.remote_rtcp;
+    config.seed = seed;
+    config
 }

@@ -2,15 +2,14 @@
 //! commands into caller frames, events and outbound datagrams.
 
 mod core;
-mod inbound;
 mod outbound;
 mod params;
 mod stats;
+mod tone;
 mod transmit;
 
 pub use core::{FRAME, SessionCodecs, SessionConfig, SessionCore};
-pub use inbound::{NEW_RUN_GAP, PayloadTypes};
-pub use outbound::{DTMF_GAP, DTMF_TONE, OutboundCounters};
+pub use outbound::{DTMF_GAP, DTMF_TONE, OutboundCounters, Route};
 pub use params::StreamParams;
 pub use stats::MediaStats;
 pub use transmit::{Channel, Transmit, TransmitQueue};

@@ -44,7 +44,6 @@ pub struct OutboundCounters {
 /// Send side of one session.
 #[derive(Debug)]
 pub struct Outbound {
-    sender: RtpSender,
     packet_ms: u32,
     next_packet: Instant,
     pcm: VecDeque<i16>,
@@ -59,9 +58,8 @@ pub struct Outbound {
 
 impl Outbound {
     /// Creates the send side; the first packet is due at `first_packet`.
-    pub fn new(sender: RtpSender, packet_ms: u32, first_packet: Instant) -> Self {
+    pub fn new(packet_ms: u32, first_packet: Instant) -> Self {
         Self {
-            sender,
             packet_ms,
             next_packet: first_packet,
             pcm: VecDeque::with_capacity(FRAME_SAMPLES * 4),
@@ -87,11 +85,6 @@ impl Outbound {
         self.packet_ms = packet_ms;
     }
 
-    /// The RTP sender state, for RTCP sender reports.
-    pub fn sender_mut(&mut self) -> &mut RtpSender {
-        &mut self.sender
-    }
-
     /// When the next packet is due.
     pub fn next_packet(&self) -> Instant {
         self.next_packet
@@ -104,18 +97,17 @@ impl Outbound {
 
     /// True while an RFC 4733 event or the gap after it is being sent; the playout queue
     /// must not be read then.
-    pub fn dtmf_busy(&self, now: Instant) -> bool {
-        self.sender.event_active() || self.dtmf_gap_until.is_some_and(|until| now < until)
+    pub fn dtmf_busy(&self, now: Instant, sender: &RtpSender) -> bool {
+        sender.event_active() || self.dtmf_gap_until.is_some_and(|until| now < until)
     }
 
     /// Starts sending `digit` as RFC 4733 events at payload type `pt`.
-    pub fn start_dtmf(&mut self, now: Instant, pt: u8, digit: char) {
+    pub fn start_dtmf(&mut self, now: Instant, sender: &mut RtpSender, pt: u8, digit: char) {
         let Some(event) = digit_to_event(digit) else {
             return;
         };
         let packet_time = Duration::from_millis(u64::from(self.packet_ms));
-        self.sender
-            .start_event(now, Pt(pt), event, DTMF_VOLUME, DTMF_TONE, packet_time);
+        sender.start_event(now, Pt(pt), event, DTMF_VOLUME, DTMF_TONE, packet_time);
         self.dtmf_gap_until = Some(now + DTMF_TONE + DTMF_GAP);
         self.pcm.clear();
         self.speech_blocks.clear();
@@ -136,31 +128,23 @@ impl Outbound {
         self.last_was_speech = false;
     }
 
-    /// Builds every packet due at `now` into `transmits`, addressed to `destination`.
+    /// Builds every packet due at `now` into `transmits`, as `route` says.
     pub fn send_due(
         &mut self,
         now: Instant,
-        destination: SocketAddr,
+        sender: &mut RtpSender,
+        route: Route,
         encoder: &mut Encoder16k,
-        payload_type: u8,
-        comfort_noise_pt: Option<u8>,
         transmits: &mut TransmitQueue,
     ) {
         while self.next_packet <= now {
             let at = self.next_packet;
             self.next_packet += Duration::from_millis(u64::from(self.packet_ms));
-            if self.sender.event_active() {
-                self.send_event(at, destination, transmits);
+            if sender.event_active() {
+                self.send_event(at, sender, route.destination, transmits);
                 continue;
             }
-            self.send_audio(
-                at,
-                destination,
-                encoder,
-                payload_type,
-                comfort_noise_pt,
-                transmits,
-            );
+            self.send_audio(at, sender, route, encoder, transmits);
         }
     }
 
@@ -173,8 +157,13 @@ impl Outbound {
         }
     }
 
-    fn send_event(&mut self, at: Instant, destination: SocketAddr, transmits: &mut TransmitQueue) {
-        let sender = &mut self.sender;
+    fn send_event(
+        &mut self,
+        at: Instant,
+        sender: &mut RtpSender,
+        destination: SocketAddr,
+        transmits: &mut TransmitQueue,
+    ) {
         let mut sent = false;
         transmits.push_with(destination, Channel::Rtp, MAX_PACKET, |out| {
             let written = sender.write_event(at, out).ok().flatten();
@@ -189,12 +178,16 @@ impl Outbound {
     fn send_audio(
         &mut self,
         at: Instant,
-        destination: SocketAddr,
+        sender: &mut RtpSender,
+        route: Route,
         encoder: &mut Encoder16k,
-        payload_type: u8,
-        comfort_noise_pt: Option<u8>,
         transmits: &mut TransmitQueue,
     ) {
+        let Route {
+            destination,
+            payload_type,
+            comfort_noise_pt,
+        } = route;
         let samples = (self.packet_ms * SAMPLE_RATE / 1_000) as usize;
         let blocks = samples / BLOCK_SAMPLES;
         self.packet_pcm.clear();
@@ -212,7 +205,16 @@ impl Outbound {
             self.silent_packets += 1;
             if self.silent_packets % CN_EVERY == 1 {
                 let ticks = encoder.timestamp_increment();
-                self.write_packet(at, destination, Pt(pt), ticks, &[CN_LEVEL], transmits);
+                write_packet(
+                    sender,
+                    at,
+                    destination,
+                    Pt(pt),
+                    ticks,
+                    &[CN_LEVEL],
+                    transmits,
+                );
+                self.counters.packets += 1;
             }
             return;
         }
@@ -233,41 +235,45 @@ impl Outbound {
             return;
         }
         if speech && !self.last_was_speech {
-            self.sender.mark_talkspurt();
+            sender.mark_talkspurt();
         }
         self.last_was_speech = speech;
         // Opus DTX: the encoder chose not to send this silent packet; the timestamp still
         // follows wall time.
         if !discontinuous {
-            self.write_packet(
-                at,
-                destination,
-                Pt(payload_type),
-                ticks,
-                &payload,
-                transmits,
-            );
+            let pt = Pt(payload_type);
+            write_packet(sender, at, destination, pt, ticks, &payload, transmits);
+            self.counters.packets += 1;
             if speech {
                 self.counters.speech_packets += 1;
             }
         }
         self.payload = payload;
     }
+}
 
-    fn write_packet(
-        &mut self,
-        at: Instant,
-        destination: SocketAddr,
-        pt: Pt,
-        clock_units: u32,
-        payload: &[u8],
-        transmits: &mut TransmitQueue,
-    ) {
-        let sender = &mut self.sender;
-        let max_len = RTP_HEADER_LEN + payload.len();
-        transmits.push_with(destination, Channel::Rtp, max_len, |out| {
-            sender.write_audio(at, pt, clock_units, payload, out).ok()
-        });
-        self.counters.packets += 1;
-    }
+/// Where packets go and with which payload types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Peer's RTP address.
+    pub destination: SocketAddr,
+    /// Payload type of the audio codec.
+    pub payload_type: u8,
+    /// Comfort noise payload type, when negotiated.
+    pub comfort_noise_pt: Option<u8>,
+}
+
+fn write_packet(
+    sender: &mut RtpSender,
+    at: Instant,
+    destination: SocketAddr,
+    pt: Pt,
+    clock_units: u32,
+    payload: &[u8],
+    transmits: &mut TransmitQueue,
+) {
+    let max_len = RTP_HEADER_LEN + payload.len();
+    transmits.push_with(destination, Channel::Rtp, max_len, |out| {
+        sender.write_audio(at, pt, clock_units, payload, out).ok()
+    });
 }

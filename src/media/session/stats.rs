@@ -47,4 +47,8 @@ pub struct MediaStats {
     pub round_trip: Option<Duration>,
     /// Times a media timeout was reported.
     pub timeouts: u64,
+    /// Distinct SSRCs the caller sent.
+    pub ssrcs_seen: u32,
+    /// Times the played source changed.
+    pub source_changes: u32,
 }
