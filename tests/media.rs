@@ -8,3 +8,5 @@ mod harness;
 
 #[path = "media/echo.rs"]
 mod echo;
+#[path = "media/session.rs"]
+mod session;

@@ -11,9 +11,12 @@
 //! 2. The echo delay is the lag at which the envelope of the received signal correlates best
 //!    with the envelope of the sent signal (normalised cross-correlation of mean-removed RMS
 //!    envelopes, averaged over about a second of reference activity).
-//! 3. The echo gain is the loudest received-to-sent energy ratio seen at that delay over the
-//!    last [`GAIN_WINDOW`] active blocks, so the prediction errs towards loud echo. Until the
-//!    delay is known the gain is assumed to be [`INITIAL_GAIN_DB`] at any lag.
+//! 3. The echo gain is the loudest received-to-sent energy ratio seen over the last
+//!    [`GAIN_WINDOW`] active blocks, so the prediction errs towards loud echo. Until the delay
+//!    is known, the ratio is taken against the loudest block sent at any lag, which is also
+//!    what the prediction uses then, so a line without echo is learned as such. When the delay
+//!    is found the measurement restarts from [`INITIAL_GAIN_DB`] against the blocks at that
+//!    delay.
 //! 4. A received frame counts as caller speech only if webrtc-vad says voice, its energy is
 //!    [`NOISE_MARGIN_DB`] above the tracked noise floor, and [`ECHO_MARGIN_DB`] above the
 //!    predicted echo.
@@ -252,12 +255,25 @@ impl EchoGate {
         }
         self.corr_blocks = self.corr_blocks.saturating_add(1);
         if self.corr_blocks >= MIN_CORR_BLOCKS && best.0 >= MIN_CORRELATION {
+            let moved = self
+                .delay_blocks
+                .is_none_or(|delay| delay.abs_diff(best.1) > LAG_SPREAD);
             self.delay_blocks = Some(best.1);
+            if moved {
+                // Gains measured against another lag do not predict the echo at this one.
+                self.restart_gain();
+            }
         }
     }
 
+    fn restart_gain(&mut self) {
+        self.gain_db = INITIAL_GAIN_DB;
+        self.gain_count = 0;
+        self.gain_next = 0;
+    }
+
     fn update_gain(&mut self, frame_energy: f32, predicted: f32) {
-        if self.delay_blocks.is_none() || predicted <= 0.0 {
+        if predicted <= 0.0 {
             return;
         }
         let source = predicted / from_db(self.gain_db);

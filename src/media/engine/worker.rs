@@ -247,6 +247,15 @@ fn publish(slot: &mut Slot) {
 }
 
 fn finish(mut slot: Slot, reply: Option<oneshot::Sender<MediaStats>>) {
+    slot.core.goodbye(Instant::now());
+    for transmit in slot.core.transmits() {
+        let socket = match transmit.channel {
+            Channel::Rtp => &slot.port.rtp,
+            Channel::Rtcp => slot.port.rtcp.as_ref().unwrap_or(&slot.port.rtp),
+        };
+        let _ = socket.send_to(transmit.bytes, transmit.destination);
+    }
+    slot.core.clear_transmits();
     slot.events.flush();
     publish(&mut slot);
     slot.core.finish_metrics();
