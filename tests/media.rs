@@ -8,5 +8,7 @@ mod harness;
 
 #[path = "media/echo.rs"]
 mod echo;
+#[path = "media/engine.rs"]
+mod engine;
 #[path = "media/session.rs"]
 mod session;

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::audio::{MediaEvent, PlayoutCommand};
 use crate::media::MediaConfig;
 use crate::media::error::MediaError;
-use crate::media::session::{MediaStats, SessionCodecs, SessionConfig, StreamParams};
+use crate::media::session::{MediaStats, SessionConfig, SessionParts, StreamParams};
 use crate::rtp::{PortAllocator, PortLease, RtpConfig};
 use socket::MediaSocket;
 pub use worker::GRID;
@@ -189,7 +189,7 @@ impl MediaEngine {
         port: MediaPort,
         params: StreamParams,
     ) -> Result<MediaSession, MediaError> {
-        let codecs = SessionCodecs::new(&params, &self.inner.media)?;
+        let parts = SessionParts::new(&params, &self.inner.media)?;
         let worker = self
             .inner
             .workers
@@ -205,7 +205,7 @@ impl MediaEngine {
             id,
             port,
             params,
-            codecs,
+            parts,
             config: SessionConfig {
                 rtp: Arc::clone(&self.inner.rtp),
                 media: Arc::clone(&self.inner.media),

@@ -23,7 +23,7 @@ use super::{MediaPort, SessionShared};
 use crate::audio::PlayoutCommand;
 use crate::media::metrics;
 use crate::media::session::{
-    Channel, MediaStats, SessionCodecs, SessionConfig, SessionCore, StreamParams,
+    Channel, MediaStats, SessionConfig, SessionCore, SessionParts, StreamParams,
 };
 
 /// Interval of the worker's grid.
@@ -41,8 +41,8 @@ pub struct SessionStart {
     pub port: MediaPort,
     /// Stream parameters.
     pub params: StreamParams,
-    /// Codecs built on the tokio side, where their errors could still be returned.
-    pub codecs: SessionCodecs,
+    /// Codecs and recording built on the tokio side, where errors can still be returned.
+    pub parts: SessionParts,
     /// Limits from the engine configuration.
     pub config: SessionConfig,
     /// Seed for the session's SSRC and initial sequence number and timestamp.
@@ -140,7 +140,7 @@ impl Worker {
         // Anchor the session on the grid tick it will first be serviced at.
         let anchor = self.next_tick;
         let core =
-            SessionCore::with_codecs(anchor, start.params, start.config, start.codecs, start.seed);
+            SessionCore::with_parts(anchor, start.params, start.config, start.parts, start.seed);
         metrics::ACTIVE_SESSIONS.inc();
         tracing::debug!(session = start.id, local = ?start.port.local_addr(), "media session started");
         self.sessions.insert(

@@ -25,6 +25,7 @@ use crate::media::codec::{Decoder16k, Encoder16k};
 use crate::media::error::MediaError;
 use crate::media::metrics;
 use crate::media::playout::{PlayoutFrame, PlayoutQueue, SampleStorage};
+use crate::media::recorder::{Recorder, RecordingWriter};
 use crate::media::turn::TurnDetector;
 use crate::rtp::{
     DtmfEvent, DurationFn, PayloadTable, PlayoutItem, Pt, Received, RtpConfig, RtpSession,
@@ -50,24 +51,47 @@ pub struct SessionConfig {
     pub media: Arc<MediaConfig>,
 }
 
-/// The codec state of a session, built where errors can still be returned to the caller.
-pub struct SessionCodecs {
+/// The parts of a session that are built where errors can still be returned to the caller,
+/// and where blocking file I/O is allowed: the codecs and the recording file.
+pub struct SessionParts {
     decoder: Decoder16k,
     encoder: Encoder16k,
+    recorder: Option<Recorder>,
 }
 
-impl std::fmt::Debug for SessionCodecs {
+impl std::fmt::Debug for SessionParts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionCodecs").finish_non_exhaustive()
+        f.debug_struct("SessionParts").finish_non_exhaustive()
     }
 }
 
-impl SessionCodecs {
-    /// Builds the decoder and encoder for `params`.
+impl SessionParts {
+    /// Builds the decoder and encoder for `params` and creates the recording file when
+    /// `params.record` asks for one. A recording that cannot be created is logged and
+    /// skipped, because the call itself can go on.
     pub fn new(params: &StreamParams, media: &MediaConfig) -> Result<Self, MediaError> {
+        let recorder = params.record.as_deref().and_then(|path| {
+            let created = RecordingWriter::shared().and_then(|writer| Recorder::create(path, &writer));
+            match created {
+                Ok(recorder) => Some(recorder),
+                Err(error) => {
+                    tracing::warn!(%error, path = %path.display(), "recording disabled for this call");
+                    None
+                }
+            }
+        });
         Ok(Self {
             decoder: Decoder16k::new(&params.codec)?,
             encoder: Encoder16k::new(&params.codec, params.ptime_ms, media)?,
+            recorder,
+        })
+    }
+
+    fn codecs_only(params: &StreamParams, media: &MediaConfig) -> Result<Self, MediaError> {
+        Ok(Self {
+            decoder: Decoder16k::new(&params.codec)?,
+            encoder: Encoder16k::new(&params.codec, params.ptime_ms, media)?,
+            recorder: None,
         })
     }
 }
@@ -104,6 +128,7 @@ pub struct SessionCore {
     caller_pcm: Vec<i16>,
     ai_frame: Frame,
     tone: Option<DtmfTone>,
+    recorder: Option<Recorder>,
     events: VecDeque<MediaEvent>,
     scratch_events: Vec<MediaEvent>,
     transmits: TransmitQueue,
@@ -124,19 +149,23 @@ impl SessionCore {
         config: SessionConfig,
         seed: u64,
     ) -> Result<Self, MediaError> {
-        let codecs = SessionCodecs::new(&params, &config.media)?;
-        Ok(Self::with_codecs(now, params, config, codecs, seed))
+        let parts = SessionParts::new(&params, &config.media)?;
+        Ok(Self::with_parts(now, params, config, parts, seed))
     }
 
-    /// Creates the media of one call with codecs built earlier.
-    pub fn with_codecs(
+    /// Creates the media of one call with parts built earlier.
+    pub fn with_parts(
         now: Instant,
         params: StreamParams,
         config: SessionConfig,
-        codecs: SessionCodecs,
+        parts: SessionParts,
         seed: u64,
     ) -> Self {
-        let SessionCodecs { decoder, encoder } = codecs;
+        let SessionParts {
+            decoder,
+            encoder,
+            recorder,
+        } = parts;
         let rtp = RtpSession::new(
             rtp_config(&config.rtp, &params, seed),
             now,
@@ -159,6 +188,7 @@ impl SessionCore {
             caller_pcm: Vec::with_capacity(FRAME_SAMPLES * 8),
             ai_frame: [0; FRAME_SAMPLES],
             tone: None,
+            recorder,
             events: VecDeque::new(),
             scratch_events: Vec::new(),
             transmits: TransmitQueue::default(),
@@ -457,8 +487,10 @@ impl SessionCore {
     }
 
     fn change_codec(&mut self, params: &StreamParams) {
-        match SessionCodecs::new(params, &self.config.media) {
-            Ok(SessionCodecs { decoder, encoder }) => {
+        match SessionParts::codecs_only(params, &self.config.media) {
+            Ok(SessionParts {
+                decoder, encoder, ..
+            }) => {
                 self.outbound.set_packet_ms(encoder.packet_ms());
                 // TODO: our RTP sender keeps the clock rate it started with, so a switch
                 // between codecs of different clock rates (G.711 and Opus) sends wrong
@@ -475,24 +507,30 @@ impl SessionCore {
 
     fn process_frame(&mut self, at: Instant) {
         let mut events = std::mem::take(&mut self.scratch_events);
-        if let Some(frame) = self.pull_caller_frame(at)
+        let caller = self.pull_caller_frame(at);
+        if let Some(frame) = &caller
             && self.params.may_receive()
             && !self.params.on_hold()
         {
-            self.turn
-                .process(at, &frame, &mut self.playout, &mut events);
-            events.push(MediaEvent::Audio(Box::new(frame)));
+            self.turn.process(at, frame, &mut self.playout, &mut events);
+            events.push(MediaEvent::Audio(Box::new(*frame)));
         }
 
-        if self.destination().is_some() {
+        let sent = if self.destination().is_some() {
             let speech = self.read_ai_frame(at, &mut events);
             let frame = self.ai_frame;
             self.outbound.push_frame(&frame, speech);
             self.turn.push_reference(speech.then_some(&frame));
+            true
         } else {
             // On hold: AI audio waits in the queue and nothing is sent.
             self.outbound.discard_audio();
             self.turn.push_reference(None);
+            false
+        };
+        if let Some(recorder) = &mut self.recorder {
+            let ai = sent.then_some(&self.ai_frame[..]);
+            recorder.push(caller.as_ref().map(|frame| &frame[..]), ai);
         }
         self.events.extend(events.drain(..));
         self.scratch_events = events;

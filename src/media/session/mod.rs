@@ -8,7 +8,7 @@ mod stats;
 mod tone;
 mod transmit;
 
-pub use core::{FRAME, SessionCodecs, SessionConfig, SessionCore};
+pub use core::{FRAME, SessionConfig, SessionCore, SessionParts};
 pub use outbound::{DTMF_GAP, DTMF_TONE, OutboundCounters, Route};
 pub use params::StreamParams;
 pub use stats::MediaStats;
