@@ -17,7 +17,7 @@
 //!    what the prediction uses then, so a line without echo is learned as such. When the delay
 //!    is found the measurement restarts from [`INITIAL_GAIN_DB`] against the blocks at that
 //!    delay.
-//! 4. A received frame counts as caller speech only if webrtc-vad says voice, its energy is
+//! 4. A received frame counts as caller speech only if webrtc-vad classifies it as voice, its energy is
 //!    [`NOISE_MARGIN_DB`] above the tracked noise floor, and [`ECHO_MARGIN_DB`] above the
 //!    predicted echo.
 //!
@@ -26,7 +26,7 @@
 
 use crate::audio::{FRAME_SAMPLES, Frame};
 
-/// Longest echo delay the gate models, in milliseconds.
+/// Maximum echo delay the gate models, in milliseconds.
 pub const MAX_DELAY_MS: usize = 600;
 /// Echo gain assumed before it has been measured, in dB (a 6 dB echo return loss).
 pub const INITIAL_GAIN_DB: f32 = -6.0;
@@ -198,7 +198,7 @@ impl EchoGate {
         Some(-measured[measured.len() / 2])
     }
 
-    /// The echo gain the gate currently assumes, in dB.
+    /// Returns the echo gain the gate currently assumes, in dB.
     pub fn assumed_gain_db(&self) -> f32 {
         self.gain_db
     }
@@ -369,9 +369,8 @@ mod tests {
         frame
     }
 
-    /// Runs `seconds` of AI speech with its echo (delay, attenuation) and an optional caller
-    /// starting at `caller_from` seconds; returns (near-end frames before the caller, near-end
-    /// frames during the caller, gate).
+    /// Runs 8 s of AI speech with its echo and an optional caller `(start second, level)`.
+    /// Returns the near-end frames before the caller, those during the caller, and the gate.
     fn run(
         delay_ms: usize,
         attenuation_db: f32,

@@ -3,7 +3,7 @@
 use crate::media::codec::CodecError;
 use crate::rtp::PortError;
 
-/// Why a media operation failed.
+/// Failure of a media engine or session operation.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     /// The negotiated codec could not be set up.
@@ -28,7 +28,7 @@ pub enum MediaError {
     Config {
         /// Dotted key.
         key: &'static str,
-        /// What is wrong.
+        /// Description of the problem.
         message: String,
     },
     /// The media workers have stopped or their command queue is full.

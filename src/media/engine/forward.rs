@@ -6,7 +6,7 @@
 //! audio frames keep a few channel slots free for those control events. When the AI loop falls
 //! behind, the newest audio frames are dropped and counted. Tokio's bounded sender cannot
 //! evict the oldest queued item, so the frames already queued keep their order and the AI loop
-//! sees a gap after them.
+//! receives a gap after them.
 
 use std::collections::VecDeque;
 

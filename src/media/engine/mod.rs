@@ -39,7 +39,7 @@ use worker::{SessionStart, WorkerCommand};
 const COMMAND_QUEUE: usize = 4_096;
 /// Playout commands the AI loop may queue before its `send` waits.
 const PLAYOUT_QUEUE: usize = 256;
-/// Ports tried per allocation when binding fails (another process holds them).
+/// Ports tried per allocation when binding fails because another process uses them.
 const BIND_ATTEMPTS: usize = 16;
 
 /// Stats a worker publishes for a session's tokio-side handle.
@@ -66,7 +66,7 @@ impl MediaPort {
         self.local
     }
 
-    /// The RTP port, for the SDP `m=` line.
+    /// Returns the RTP port, for the SDP `m=` line.
     pub fn rtp_port(&self) -> u16 {
         self.local.port()
     }

@@ -1,11 +1,11 @@
 //! The sans-IO core of one call's media: fed datagrams, playout commands and the time, polled
 //! for outbound datagrams, events and its next deadline.
 //!
-//! Contract for the driver: call [`SessionCore::handle_datagram`] for each datagram with its
-//! arrival time, [`SessionCore::handle_command`] for each playout command, then
-//! [`SessionCore::tick`] with the current time; send [`SessionCore::transmits`], then call
-//! [`SessionCore::clear_transmits`]; drain [`SessionCore::poll_event`]; call `tick` again at
-//! [`SessionCore::poll_timeout`]. Within one 20 ms frame, caller audio is processed (and may cut
+//! A driver feeds each datagram to [`SessionCore::handle_datagram`] with its arrival time and
+//! each playout command to [`SessionCore::handle_command`]. It then calls
+//! [`SessionCore::tick`] with the current time, sends [`SessionCore::transmits`] and calls
+//! [`SessionCore::clear_transmits`]. It drains [`SessionCore::poll_event`] and calls `tick`
+//! again at [`SessionCore::poll_timeout`]. Within one 20 ms frame, caller audio is processed (and may cut
 //! playout) before the frame of AI audio is read, so a barge-in takes effect on the very next
 //! packet.
 
@@ -67,7 +67,7 @@ impl std::fmt::Debug for SessionParts {
 
 impl SessionParts {
     /// Builds the decoder and encoder for `params` and creates the recording file when
-    /// `params.record` asks for one. A recording that cannot be created is logged and
+    /// `params.record` names a file. A recording that cannot be created is logged and
     /// skipped, because the call itself can go on.
     pub fn new(params: &StreamParams, media: &MediaConfig) -> Result<Self, MediaError> {
         let recorder = params.record.as_deref().and_then(|path| {
@@ -321,7 +321,7 @@ impl SessionCore {
         self.transmits.clear();
     }
 
-    /// The next event for the AI loop.
+    /// Returns the next event for the AI loop.
     pub fn poll_event(&mut self) -> Option<MediaEvent> {
         self.events.pop_front()
     }
@@ -354,12 +354,12 @@ impl SessionCore {
         self.audio_dropped = total;
     }
 
-    /// The current stream parameters.
+    /// Returns the current stream parameters.
     pub fn params(&self) -> &StreamParams {
         &self.params
     }
 
-    /// The playout queue, for inspection in tests and stats.
+    /// Returns the playout queue, for inspection in tests and stats.
     pub fn playout(&self) -> &PlayoutQueue {
         &self.playout
     }
@@ -660,7 +660,7 @@ fn payload_table(params: &StreamParams) -> PayloadTable {
     let mut table = PayloadTable::new()
         .with_audio(Pt(codec.payload_type), codec.clock_rate, duration)
         // RFC 3551 §6: comfort noise on static payload type 13 is recognised even when the
-        // answer did not list it, so that it is never decoded as audio.
+        // SDP did not list it, so that it is never decoded as audio.
         .with_comfort_noise(Pt(13));
     if let Some(pt) = params.comfort_noise_pt {
         table = table.with_comfort_noise(Pt(pt));

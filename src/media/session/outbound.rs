@@ -21,8 +21,8 @@ pub const DTMF_TONE: Duration = Duration::from_millis(100);
 pub const DTMF_GAP: Duration = Duration::from_millis(60);
 /// RFC 4733 volume of the events we send, in -dBm0.
 const DTMF_VOLUME: u8 = 10;
-/// With comfort noise, one CN packet per this many silent packets (RFC 3389 §4 lets the
-/// sender choose; trunks only need to see the stream alive).
+/// With comfort noise, one CN packet per this many silent packets. RFC 3389 §4 leaves the
+/// rate to the sender, and trunks only need to see that the stream is alive.
 const CN_EVERY: u32 = 10;
 /// RFC 3389 noise level for digital silence, in -dBov.
 const CN_LEVEL: u8 = 127;
@@ -113,7 +113,7 @@ impl Outbound {
         self.speech_blocks.clear();
     }
 
-    /// Adds one frame of audio to send; `speech` tells whether it carries AI audio.
+    /// Adds one frame of audio to send; `speech` is true when it carries AI audio.
     pub fn push_frame(&mut self, frame: &Frame, speech: bool) {
         self.pcm.extend(frame.iter());
         for _ in 0..FRAME_SAMPLES / BLOCK_SAMPLES {
@@ -128,7 +128,7 @@ impl Outbound {
         self.last_was_speech = false;
     }
 
-    /// Builds every packet due at `now` into `transmits`, as `route` says.
+    /// Builds every packet due at `now` into `transmits`, addressed and typed by `route`.
     pub fn send_due(
         &mut self,
         now: Instant,
@@ -252,7 +252,7 @@ impl Outbound {
     }
 }
 
-/// Where packets go and with which payload types.
+/// Destination and payload types of the packets we send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     /// Peer's RTP address.

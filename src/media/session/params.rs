@@ -1,4 +1,4 @@
-//! What the call layer tells a media session about its stream.
+//! Stream parameters that the call layer gives a media session.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,9 +10,9 @@ use crate::sip::sdp::{Direction, NegotiatedCodec, NegotiatedDtmf, NegotiatedMedi
 /// updated after every re-INVITE or UPDATE (hold, unhold, address change).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamParams {
-    /// Where to send RTP; `None` (or an unspecified address) sends nothing.
+    /// Peer's RTP address; `None` (or an unspecified address) sends nothing.
     pub remote_rtp: Option<SocketAddr>,
-    /// Where to send RTCP; ignored with rtcp-mux.
+    /// Peer's RTCP address; ignored with rtcp-mux.
     pub remote_rtcp: Option<SocketAddr>,
     /// RTP and RTCP share the RTP port (RFC 5761).
     pub rtcp_mux: bool,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::rtp::DropCounts;
 
-/// What happened on one call's media so far.
+/// Counters and measurements of one call's media so far.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MediaStats {
     /// RTP packets accepted from the caller (RFC 3550 §A.3 "received").

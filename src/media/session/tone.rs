@@ -14,7 +14,7 @@ pub struct DtmfTone {
 }
 
 impl DtmfTone {
-    /// The tone of `digit`, or `None` for a character that is not a DTMF digit.
+    /// Returns the tone of `digit`, or `None` for a character that is not a DTMF digit.
     pub fn new(digit: char) -> Option<Self> {
         const LOW: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
         const HIGH: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 
-/// Which local socket a datagram leaves from.
+/// Local socket a datagram leaves from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
     /// The RTP socket (also RTCP with rtcp-mux).
