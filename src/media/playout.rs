@@ -289,7 +289,9 @@ impl PlayoutQueue {
                     }
                 }
                 Some(Item::Segment(segment)) => {
-                    if self.paused && !(segment.started && !segment.interruptible) {
+                    // While paused only a protected segment already playing goes on.
+                    let protected_playing = segment.started && !segment.interruptible;
+                    if self.paused && !protected_playing {
                         break;
                     }
                     let wanted = (FRAME_SAMPLES - filled).min(segment.remaining());

@@ -59,31 +59,6 @@ pub fn set_level(samples: &mut [i16], dbfs: f64) {
     }
 }
 
-/// Second-order Butterworth low-pass, applied twice (24 dB per octave).
-pub fn low_pass(samples: &[f64], cutoff: f64, rate: f64) -> Vec<f64> {
-    let omega = 2.0 * std::f64::consts::PI * cutoff / rate;
-    let alpha = omega.sin() / (2.0 * std::f64::consts::FRAC_1_SQRT_2);
-    let cos = omega.cos();
-    let a0 = 1.0 + alpha;
-    let b = [
-        (1.0 - cos) / 2.0 / a0,
-        (1.0 - cos) / a0,
-        (1.0 - cos) / 2.0 / a0,
-    ];
-    let a = [-2.0 * cos / a0, (1.0 - alpha) / a0];
-    let mut out = samples.to_vec();
-    for _ in 0..2 {
-        let (mut x1, mut x2, mut y1, mut y2) = (0.0, 0.0, 0.0, 0.0);
-        for s in out.iter_mut() {
-            let x = *s;
-            let y = b[0] * x + b[1] * x1 + b[2] * x2 - a[0] * y1 - a[1] * y2;
-            (x2, x1, y2, y1) = (x1, x, y1, y);
-            *s = y;
-        }
-    }
-    out
-}
-
 /// Kinds of steady line and background noise.
 #[derive(Debug, Clone, Copy)]
 pub enum Noise {

@@ -164,11 +164,6 @@ impl Sim {
         self.echo = Some(path);
     }
 
-    /// Seconds since the start.
-    pub fn seconds(&self, at: Instant) -> f64 {
-        at.duration_since(self.start).as_secs_f64()
-    }
-
     /// Queues a datagram from `from` that arrives after the network delay.
     pub fn send_from(&mut self, from: SocketAddr, bytes: Vec<u8>) {
         self.in_flight

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::forward::EventForwarder;
@@ -178,11 +177,9 @@ fn service(slot: &mut Slot, batch: &mut RecvBatch, now: Instant) {
     if let Some(rtcp) = &slot.port.rtcp {
         drain(rtcp, Channel::Rtcp, &mut slot.core, batch);
     }
-    loop {
-        match slot.playout.try_recv() {
-            Ok(command) => slot.core.handle_command(command),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-        }
+    // A closed channel (the AI loop ended) reads as empty; the call layer stops the session.
+    while let Ok(command) = slot.playout.try_recv() {
+        slot.core.handle_command(command);
     }
 
     slot.core.tick(now);
@@ -207,7 +204,7 @@ fn service(slot: &mut Slot, batch: &mut RecvBatch, now: Instant) {
     slot.events.flush();
 
     slot.ticks += 1;
-    if slot.ticks % PUBLISH_EVERY == 0 {
+    if slot.ticks.is_multiple_of(PUBLISH_EVERY) {
         publish(slot);
     }
     slot.due = slot.core.poll_timeout();
