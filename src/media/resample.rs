@@ -15,11 +15,12 @@
 //! into the band above the passband. The filter length follows from the width, which keeps the
 //! group delay short: about 1.5 ms between 8 and 16 kHz and 0.75 ms from 48 kHz.
 //! Coefficient tables are computed once per ratio and shared by every instance, so a
-//! converter costs little more than its history buffer.
+//! converter costs little more than its working buffer (about 1.2 KiB).
 //!
-//! `rubato` (a dependency) offers the same conversions; its sinc resampler keeps a position in
-//! floating point and a table per instance, and its polynomial one has no anti-aliasing
-//! filter, so the media path uses this converter. `benches/codec.rs` compares the two.
+//! `rubato` (a dependency) offers the same conversions, but its sinc resampler keeps the
+//! position in floating point and builds a table per instance. Its polynomial resampler has no
+//! anti-aliasing filter. So the media path uses this converter, and `benches/codec.rs` compares
+//! the two.
 
 use std::sync::{Arc, Mutex};
 
@@ -29,8 +30,10 @@ const STOPBAND_DB: f64 = 60.0;
 const TRANSITION: f64 = 0.3;
 /// Largest reduced `up` factor accepted; bounds the coefficient table to about 64 KiB.
 const MAX_UP: u32 = 1024;
+/// Input samples converted per step, which bounds the working buffer of an instance.
+const BLOCK: usize = 256;
 
-/// Why a converter could not be built.
+/// Error building a converter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResampleError {
     /// A rate is zero or above 384 kHz.
@@ -53,8 +56,11 @@ struct Filter {
     down: usize,
     taps: usize,
     /// `up` branches of `taps` coefficients each, every branch stored newest-sample-last so
-    /// that it lines up with the history buffer.
+    /// that it lines up with the working buffer.
     branches: Vec<f32>,
+    /// Start and length of the non-zero coefficients of each branch. With a 2:1 ratio the
+    /// sinc's zeros make one branch a single tap, so trimming halves the work.
+    spans: Vec<(usize, usize)>,
     /// Group delay in input samples of the upsampled rate (`(length - 1) / 2`).
     delay_upsampled: f64,
 }
@@ -106,23 +112,43 @@ impl Filter {
             *coefficient *= up as f64 / sum;
         }
 
+        // The sinc's zero crossings come out as rounding noise; make them exact zeros.
+        let peak = prototype.iter().fold(0f64, |max, c| max.max(c.abs()));
         let mut branches = vec![0f32; length];
         for phase in 0..up {
             for k in 0..taps {
-                branches[phase * taps + (taps - 1 - k)] = prototype[phase + k * up] as f32;
+                let coefficient = prototype[phase + k * up];
+                let coefficient = if coefficient.abs() < peak * 1e-9 {
+                    0.0
+                } else {
+                    coefficient
+                };
+                branches[phase * taps + (taps - 1 - k)] = coefficient as f32;
             }
         }
+        let spans = branches
+            .chunks_exact(taps)
+            .map(|branch| {
+                let first = branch.iter().position(|&c| c != 0.0).unwrap_or(0);
+                let last = branch.iter().rposition(|&c| c != 0.0).unwrap_or(0);
+                (first, last + 1 - first.min(last + 1))
+            })
+            .collect();
         Self {
             up,
             down,
             taps,
             branches,
+            spans,
             delay_upsampled: center,
         }
     }
 
-    fn branch(&self, phase: usize) -> &[f32] {
-        &self.branches[phase * self.taps..(phase + 1) * self.taps]
+    /// Returns the offset and the non-zero coefficients of branch `phase`.
+    fn branch(&self, phase: usize) -> (usize, &[f32]) {
+        let (start, len) = self.spans[phase];
+        let offset = phase * self.taps + start;
+        (start, &self.branches[offset..offset + len])
     }
 }
 
@@ -168,11 +194,10 @@ pub struct Resampler {
     from: u32,
     to: u32,
     filter: Arc<Filter>,
-    /// Last `taps` input samples, written twice (at `i` and `i + taps`) so that the newest
-    /// `taps` always form one contiguous slice ending at `write + taps`.
-    history: Vec<f32>,
-    write: usize,
-    /// Input samples still to skip before the next output, when `down > up`.
+    /// The last `taps - 1` input samples, followed while processing by the current block, so
+    /// that every filter window is one contiguous slice.
+    buffer: Vec<f32>,
+    /// Index, among the input samples still to come, of the one the next output needs.
     skip: usize,
     /// Polyphase branch of the next output, `0..up`.
     phase: usize,
@@ -197,11 +222,16 @@ impl Resampler {
             from,
             to,
             filter,
-            history: vec![0.0; 2 * taps],
-            write: 0,
+            buffer: Self::empty_buffer(taps),
             skip: 0,
             phase: 0,
         })
+    }
+
+    fn empty_buffer(taps: usize) -> Vec<f32> {
+        let mut buffer = Vec::with_capacity(taps - 1 + BLOCK);
+        buffer.resize(taps - 1, 0.0);
+        buffer
     }
 
     /// Input rate, in hertz.
@@ -247,32 +277,36 @@ impl Resampler {
     pub fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
         let (up, down, taps) = (self.filter.up, self.filter.down, self.filter.taps);
         out.reserve(input.len() * up / down + 1);
-        for &sample in input {
-            let value = f32::from(sample);
-            self.history[self.write] = value;
-            self.history[self.write + taps] = value;
-            self.write = (self.write + 1) % taps;
-
-            if self.skip > 0 {
-                self.skip -= 1;
-                continue;
-            }
-            let recent = &self.history[self.write..self.write + taps];
-            loop {
-                out.push(to_sample(dot(self.filter.branch(self.phase), recent)));
-                self.phase += down;
-                let advance = self.phase / up;
-                self.phase %= up;
-                if advance > 0 {
-                    self.skip = advance - 1;
-                    break;
+        let kept = taps - 1;
+        for block in input.chunks(BLOCK) {
+            self.buffer.truncate(kept);
+            self.buffer
+                .extend(block.iter().map(|&sample| f32::from(sample)));
+            // Input sample `i` of the block is `buffer[kept + i]`, so the window that ends
+            // on it is `buffer[i..i + taps]`.
+            let mut index = self.skip;
+            while index < block.len() {
+                let window = &self.buffer[index..index + taps];
+                loop {
+                    let (start, coefficients) = self.filter.branch(self.phase);
+                    out.push(to_sample(dot(coefficients, &window[start..])));
+                    self.phase += down;
+                    let advance = self.phase / up;
+                    self.phase %= up;
+                    if advance > 0 {
+                        index += advance;
+                        break;
+                    }
                 }
             }
+            self.skip = index - block.len();
+            self.buffer.copy_within(block.len().., 0);
+            self.buffer.truncate(kept);
         }
     }
 
-    /// Converts a whole clip, compensating the filter delay: the output starts in step with
-    /// the input and holds `ceil(len * to / from)` samples.
+    /// Converts a whole clip, compensating the filter delay. The output starts in step with
+    /// the input and contains `ceil(len * to / from)` samples.
     pub fn convert_clip(&mut self, input: &[i16]) -> Vec<i16> {
         self.reset();
         let expected = (input.len() as u64 * u64::from(self.to)).div_ceil(u64::from(self.from));
@@ -303,34 +337,35 @@ impl Resampler {
 
     /// Clears the history, as for a new stream.
     pub fn reset(&mut self) {
-        self.history.fill(0.0);
-        self.write = 0;
+        self.buffer.truncate(self.filter.taps - 1);
+        self.buffer.fill(0.0);
         self.skip = 0;
         self.phase = 0;
     }
 }
 
-/// Dot product with eight partial sums, which the optimiser turns into SIMD. Plain indexing
-/// keeps unoptimised test builds fast too.
+/// Dot product with eight partial sums. Fixed eight-element slices let the optimiser drop
+/// the bounds checks and use SIMD, and plain indexing keeps unoptimised test builds fast.
 fn dot(coefficients: &[f32], samples: &[f32]) -> f32 {
     let len = coefficients.len().min(samples.len());
-    let (c, s) = (&coefficients[..len], &samples[..len]);
     let mut p = [0f32; 8];
     let mut i = 0;
     while i + 8 <= len {
-        p[0] += c[i] * s[i];
-        p[1] += c[i + 1] * s[i + 1];
-        p[2] += c[i + 2] * s[i + 2];
-        p[3] += c[i + 3] * s[i + 3];
-        p[4] += c[i + 4] * s[i + 4];
-        p[5] += c[i + 5] * s[i + 5];
-        p[6] += c[i + 6] * s[i + 6];
-        p[7] += c[i + 7] * s[i + 7];
+        let c = &coefficients[i..i + 8];
+        let s = &samples[i..i + 8];
+        p[0] += c[0] * s[0];
+        p[1] += c[1] * s[1];
+        p[2] += c[2] * s[2];
+        p[3] += c[3] * s[3];
+        p[4] += c[4] * s[4];
+        p[5] += c[5] * s[5];
+        p[6] += c[6] * s[6];
+        p[7] += c[7] * s[7];
         i += 8;
     }
     let mut sum = (p[0] + p[4]) + (p[1] + p[5]) + (p[2] + p[6]) + (p[3] + p[7]);
     while i < len {
-        sum += c[i] * s[i];
+        sum += coefficients[i] * samples[i];
         i += 1;
     }
     sum
@@ -514,6 +549,29 @@ mod tests {
                 to: 16_001
             }
         );
+    }
+
+    #[test]
+    fn doubling_rate_has_a_single_tap_branch() {
+        // Between 8 and 16 kHz every other output is the delayed input sample itself.
+        let resampler = Resampler::new(8_000, 16_000).unwrap();
+        let spans = &resampler.filter.spans;
+        assert_eq!(spans.len(), 2);
+        assert!(spans.iter().any(|&(_, len)| len == 1), "{spans:?}");
+        let mut out = Vec::new();
+        let mut up = Resampler::new(8_000, 16_000).unwrap();
+        let input: Vec<i16> = (0..200).map(|n| (n * 97 % 3000) as i16).collect();
+        up.process(&input, &mut out);
+        let delay = up.delay_output_samples() as usize;
+        for n in 0..150 {
+            let difference = (i32::from(out[2 * n + delay]) - i32::from(input[n])).abs();
+            assert!(
+                difference <= 1,
+                "sample {n}: {} vs {}",
+                out[2 * n + delay],
+                input[n]
+            );
+        }
     }
 
     #[test]

@@ -213,12 +213,14 @@ fn stereo_stream_is_downmixed_to_mono() {
     encoder
         .set_bitrate(audiopus::Bitrate::BitsPerSecond(64_000))
         .unwrap();
+
     let mut interleaved = Vec::new();
     for n in 0..48_000 {
         let time = n as f64 / 48_000.0;
         interleaved.push((6000.0 * (2.0 * std::f64::consts::PI * 500.0 * time).sin()) as i16);
         interleaved.push((6000.0 * (2.0 * std::f64::consts::PI * 1500.0 * time).sin()) as i16);
     }
+
     let mut decoder = Decoder16k::new(&opus("stereo=1;sprop-stereo=1")).unwrap();
     let mut mono = Vec::new();
     for frame in interleaved.chunks_exact(1920) {
@@ -227,6 +229,7 @@ fn stereo_stream_is_downmixed_to_mono() {
         let decoded = decoder.decode(&payload[..written], &mut mono).unwrap();
         assert_eq!(decoded, 320);
     }
+
     let left = band_energy(&mono, 16_000, 400.0, 600.0);
     let right = band_energy(&mono, 16_000, 1_400.0, 1_600.0);
     let total = band_energy(&mono, 16_000, 50.0, 7_900.0);

@@ -159,34 +159,47 @@ impl Call {
         self.drain_events();
     }
 
+    /// Pops everything due at this tick, as a media worker does, and records it. A tick with
+    /// nothing due records one `Nothing`.
     fn tick(&mut self, at_ms: u64) {
         let now = self.at(at_ms);
         if self.session.poll_timeout() <= now {
             self.session.handle_timeout(now);
         }
-        let out = match self.session.pop_playout(now) {
-            PlayoutItem::Nothing => Out::Nothing,
-            PlayoutItem::Packet(p) => Out::Packet(Played {
-                at_ms,
-                ssrc: p.ssrc,
-                pt: p.pt,
-                tag_seq: read_tag(p.payload),
-                len: p.payload.len(),
-                new_source: p.new_source,
-            }),
-            PlayoutItem::Lost { samples, fec } => Out::Lost {
-                samples,
-                fec: fec.is_some(),
-            },
-            PlayoutItem::Silence {
-                samples,
-                comfort_noise,
-            } => Out::Silence {
-                samples,
-                comfort_noise,
-            },
-        };
-        self.outputs.push((at_ms, out));
+        let mut popped = 0;
+        loop {
+            let out = match self.session.pop_playout(now) {
+                PlayoutItem::Nothing => break,
+                PlayoutItem::Packet(p) => Out::Packet(Played {
+                    at_ms,
+                    ssrc: p.ssrc,
+                    pt: p.pt,
+                    tag_seq: read_tag(p.payload),
+                    len: p.payload.len(),
+                    new_source: p.new_source,
+                }),
+                PlayoutItem::Lost { samples, fec } => Out::Lost {
+                    samples,
+                    fec: fec.is_some(),
+                },
+                PlayoutItem::Silence {
+                    samples,
+                    comfort_noise,
+                } => Out::Silence {
+                    samples,
+                    comfort_noise,
+                },
+            };
+            self.outputs.push((at_ms, out));
+            popped += 1;
+            assert!(
+                popped <= 64,
+                "pop_playout keeps returning items at {at_ms} ms"
+            );
+        }
+        if popped == 0 {
+            self.outputs.push((at_ms, Out::Nothing));
+        }
         self.drain_events();
     }
 
@@ -225,16 +238,19 @@ impl Call {
     pub fn longest_gap_ms(&self, from_ms: u64, to_ms: u64) -> u64 {
         let mut longest = 0;
         let mut current = 0;
-        for (at, out) in &self.outputs {
-            if *at < from_ms || *at > to_ms {
-                continue;
-            }
-            if matches!(out, Out::Packet(_)) {
+        let mut tick = from_ms;
+        while tick <= to_ms {
+            let played = self
+                .outputs
+                .iter()
+                .any(|(at, out)| *at == tick && matches!(out, Out::Packet(_)));
+            if played {
                 current = 0;
             } else {
                 current += TICK_MS;
                 longest = longest.max(current);
             }
+            tick += TICK_MS;
         }
         longest
     }

@@ -80,7 +80,8 @@ impl Decoder16k {
         self.clock_rate
     }
 
-    /// Whether [`decode_fec`](Self::decode_fec) can rebuild a lost packet from the next one.
+    /// Returns true when [`decode_fec`](Self::decode_fec) can rebuild a lost packet from the
+    /// next one.
     pub fn supports_fec(&self) -> bool {
         self.decoder.supports_fec()
     }

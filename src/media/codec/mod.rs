@@ -72,7 +72,8 @@ pub trait AudioDecoder: Send {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError>;
     /// Appends `samples` of concealment for a lost packet.
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>);
-    /// Whether [`decode_fec`](Self::decode_fec) can rebuild a lost packet from the next one.
+    /// Returns true when [`decode_fec`](Self::decode_fec) can rebuild a lost packet from the
+    /// next one.
     fn supports_fec(&self) -> bool {
         false
     }
@@ -101,13 +102,13 @@ pub trait AudioEncoder: Send {
     fn clock_rate(&self) -> u32;
     /// Encodes one packet's worth of PCM, appending the payload to `out`.
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError>;
-    /// Packet duration this encoder uses when the peer asks for `requested_ms`, in
+    /// Returns the packet duration this encoder uses when the peer requests `requested_ms`, in
     /// milliseconds. Codecs with a fixed set of frame sizes pick the nearest one they support.
     fn packet_ms(&self, requested_ms: u32) -> u32 {
         requested_ms.max(10)
     }
-    /// Whether `payload`, just encoded, is a discontinuous transmission packet that need not be
-    /// sent (Opus DTX in silence).
+    /// Returns true when `payload`, just encoded, is a discontinuous transmission packet that
+    /// need not be sent (Opus DTX in silence).
     fn is_discontinuous(&self, payload: &[u8]) -> bool {
         let _ = payload;
         false

@@ -2,14 +2,14 @@
 //! G.722).
 //!
 //! On a loss the concealer estimates the pitch period of the last decoded audio and repeats the
-//! last period, holding full level for the first 10 ms and fading to silence at 60 ms, which is
-//! the shape of ITU-T G.711 Appendix I. The first packet after a loss is cross-faded from the
+//! last period. It keeps full level for the first 10 ms and fades to silence at 60 ms, the shape
+//! of ITU-T G.711 Appendix I. The first packet after a loss is cross-faded from the
 //! synthetic continuation so that the splice does not click. This is a simpler scheme than
 //! G.711 Appendix I: it repeats one period where the appendix widens the repeated span.
 
-/// Shortest pitch period searched, in hertz of the fundamental (2.5 ms).
+/// Highest fundamental frequency searched, in hertz (a 2.5 ms period).
 const MAX_PITCH_HZ: u32 = 400;
-/// Longest pitch period searched (20 ms).
+/// Lowest fundamental frequency searched, in hertz (a 20 ms period).
 const MIN_PITCH_HZ: u32 = 50;
 /// Length of the correlation window, in milliseconds.
 const WINDOW_MS: u32 = 10;
@@ -95,7 +95,7 @@ impl Concealer {
         self.period = 0;
     }
 
-    /// The last decoded samples, oldest first (at most the history length).
+    /// Returns the last decoded samples, oldest first (at most the history length).
     pub fn recent(&self) -> &[i16] {
         &self.history[self.history.len() - self.filled..]
     }

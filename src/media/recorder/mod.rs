@@ -3,7 +3,7 @@
 //!
 //! The media tick calls [`Recorder::push`] once per 20 ms with whatever each side had (silence
 //! for a side with nothing), so the two channels stay in step however the conversation goes.
-//! `push` only copies into a block; full blocks (100 ms) go through a bounded channel to one
+//! `push` only copies into a block. Full blocks (100 ms) go through a bounded channel to one
 //! [`RecordingWriter`] thread shared by all calls, which does the file I/O. If that thread
 //! falls behind, a block is replaced by the same length of silence rather than blocking the
 //! tick, so the timeline stays aligned. The WAV header is rewritten about once a second and
@@ -32,7 +32,7 @@ const QUEUED_BLOCKS: usize = 20;
 /// Emptied buffers the writer may hand back for reuse.
 const RECYCLED_BLOCKS: usize = 4;
 
-/// Why a recording could not be started or finished.
+/// Error starting or finishing a recording.
 #[derive(Debug, thiserror::Error)]
 pub enum RecorderError {
     /// The recording file could not be created.
@@ -156,9 +156,9 @@ impl Recorder {
     }
 
     /// Records one 20 ms tick: [`FRAME_SAMPLES`] frames with `caller` on the left and `ai` on
-    /// the right. A missing side is silence; a shorter slice is padded with silence and a
-    /// longer one is cut to the frame. Never blocks and, after the first blocks, never
-    /// allocates.
+    /// the right. A missing side is silence, a shorter slice is padded with silence and a
+    /// longer one is cut to the frame. Never blocks. It allocates only when the writer has not
+    /// yet handed back an emptied block buffer.
     pub fn push(&mut self, caller: Option<&[i16]>, ai: Option<&[i16]>) {
         let caller = caller.unwrap_or(&[]);
         let ai = ai.unwrap_or(&[]);
@@ -232,7 +232,7 @@ impl Drop for Recorder {
         if self.blocks.is_some() && (!self.current.is_empty() || self.gap_frames > 0) {
             self.hand_over();
         }
-        // Closing the channel tells the writer to finalise the file.
+        // The writer finalises the file once this channel is closed.
         self.blocks = None;
     }
 }
@@ -268,7 +268,7 @@ mod tests {
                 _ => recorder.push(Some(&caller), Some(&ai)),
             }
         }
-        let summary = recorder.finish(Duration::from_secs(5)).unwrap();
+        let summary = recorder.finish(Duration::from_secs(30)).unwrap();
         assert_eq!(summary.frames, 23 * FRAME_SAMPLES as u64);
         assert_eq!(summary.dropped_frames, 0);
         assert_eq!(summary.error, None);
@@ -302,7 +302,7 @@ mod tests {
         }
         let done = std::mem::replace(&mut recorder.done, mpsc::sync_channel(1).1);
         drop(recorder);
-        let summary = done.recv_timeout(Duration::from_secs(5)).unwrap();
+        let summary = done.recv_timeout(Duration::from_secs(30)).unwrap();
         assert_eq!(summary.frames, 7 * FRAME_SAMPLES as u64);
         let audio = WavAudio::open(&path).unwrap();
         assert_eq!(audio.samples.len(), 7 * FRAME_SAMPLES);
@@ -310,7 +310,7 @@ mod tests {
 
     #[test]
     fn header_is_valid_while_recording() {
-        // A file read while the call is still going (or after a crash) holds every flushed
+        // A file read while the call is still going (or after a crash) contains every flushed
         // second.
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("live.wav");
@@ -319,7 +319,7 @@ mod tests {
         for _ in 0..60 {
             recorder.push(Some(&[5; FRAME_SAMPLES]), None);
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let frames = loop {
             let bytes = std::fs::read(&path).unwrap();
             let frames = WavAudio::from_bytes(&bytes)
@@ -334,7 +334,7 @@ mod tests {
             frames >= 16_000,
             "only {frames} frames readable during the call"
         );
-        recorder.finish(Duration::from_secs(5)).unwrap();
+        recorder.finish(Duration::from_secs(30)).unwrap();
     }
 
     #[test]
@@ -359,15 +359,17 @@ mod tests {
         }
         assert_eq!(recorder.gap_frames, 3 * BLOCK_FRAMES as u64);
 
-        // Now let the writer run: the gap is written as silence in front of the next block.
+        // Now let the writer run. Less than a block follows, so `finish` hands it over (with
+        // a blocking send) and the gap is written as silence in front of it.
         std::thread::spawn(move || writer::run(receiver));
-        for _ in 0..BLOCK_FRAMES / FRAME_SAMPLES {
+        let tail_ticks = BLOCK_FRAMES / FRAME_SAMPLES - 1;
+        for _ in 0..tail_ticks {
             recorder.push(Some(&[9; FRAME_SAMPLES]), None);
         }
         drop(writer);
-        let summary = recorder.finish(Duration::from_secs(5)).unwrap();
+        let summary = recorder.finish(Duration::from_secs(30)).unwrap();
         assert_eq!(summary.dropped_frames, 3 * BLOCK_FRAMES as u64);
-        let expected_frames = (QUEUED_BLOCKS + 4) * BLOCK_FRAMES;
+        let expected_frames = (QUEUED_BLOCKS + 3) * BLOCK_FRAMES + tail_ticks * FRAME_SAMPLES;
         assert_eq!(summary.frames, expected_frames as u64);
         let (left, _) = read_stereo(&path);
         assert_eq!(left.len(), expected_frames);

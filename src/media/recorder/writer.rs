@@ -37,7 +37,7 @@ pub struct RecordingSummary {
     pub frames: u64,
     /// Frames written as silence because the writer fell behind.
     pub dropped_frames: u64,
-    /// Why writing stopped early, if it did.
+    /// Error that stopped writing early, if any.
     pub error: Option<String>,
 }
 

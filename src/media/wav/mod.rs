@@ -16,7 +16,7 @@ pub use write::{write_mono, write_stereo};
 use crate::audio::SAMPLE_RATE;
 use crate::media::resample::{ResampleError, convert_clip};
 
-/// Why a WAV file could not be read or written.
+/// Error reading or writing a WAV file.
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
     /// Reading or writing the file failed.
@@ -85,7 +85,7 @@ impl WavAudio {
         Self::from_bytes(&bytes)
     }
 
-    /// The samples converted to `rate` hertz, with the resampler delay compensated.
+    /// Returns the samples converted to `rate` hertz, with the resampler delay compensated.
     pub fn resampled(&self, rate: u32) -> Result<Vec<i16>, WavError> {
         Ok(convert_clip(&self.samples, self.format.sample_rate, rate)?)
     }

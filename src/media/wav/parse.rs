@@ -21,7 +21,7 @@ const MAX_CHANNELS: u16 = 32;
 /// Highest sample rate accepted, in hertz.
 const MAX_RATE: u32 = 384_000;
 
-/// How the samples of a WAV file are stored.
+/// Sample encoding of a WAV file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WavEncoding {
     /// Linear PCM, 8-bit unsigned or 16, 24 or 32-bit signed.
@@ -249,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn oversized_data_chunk_is_cut_at_end_of_file() {
+    fn oversized_data_chunk_is_cut() {
         let mut bytes = wav(FORMAT_PCM, 1, 22_050, 16, &[1, 0, 2, 0, 3]);
         let size_offset = bytes.len() - 5 - 4;
         bytes[size_offset..size_offset + 4].copy_from_slice(&0x7FFF_F000u32.to_le_bytes());

@@ -95,7 +95,6 @@ struct Clock {
     anchor_at: Instant,
     anchor_ts: u32,
     last_duration: u32,
-    silent: bool,
     /// Silence played by underruns since the last packet, in timestamp units. When the packets
     /// that should have filled it turn out lost, that silence already took their place.
     underrun_samples: u32,
@@ -217,8 +216,9 @@ impl JitterBuffer {
         tracing::trace!(?lateness, "late rtp packet dropped");
     }
 
-    /// Returns what to play for the tick starting at `now`. Call it once per tick; the item
-    /// borrows the buffer until the next call.
+    /// Returns the next item due at `now`. At each tick, call it until it returns
+    /// [`PlayoutItem::Nothing`], because packets shorter than a tick come out several per tick.
+    /// Each item borrows the buffer until the next call.
     pub fn pop(&mut self, now: Instant) -> PlayoutItem<'_> {
         if let Some(done) = self.current.take() {
             self.recycle(done);
@@ -242,7 +242,7 @@ impl JitterBuffer {
             None if due => self.underrun(now),
             Some(head) if head.index == clock.next_index => self.play_head(now),
             Some(_) if due => self.conceal(now),
-            _ => self.not_due(&clock),
+            _ => PlayoutItem::Nothing,
         }
     }
 
@@ -258,7 +258,6 @@ impl JitterBuffer {
             anchor_at: head.arrival + self.delay.target(now),
             anchor_ts: head.timestamp,
             last_duration: default_duration.max(1),
-            silent: false,
             underrun_samples: 0,
         });
         true
@@ -330,23 +329,12 @@ impl JitterBuffer {
             // Pause the playout clock: the next packet plays one tick later than planned.
             clock.anchor_at = now + self.config.tick;
             clock.anchor_ts = clock.next_ts;
-            clock.silent = true;
             clock.underrun_samples = clock.underrun_samples.saturating_add(tick);
         }
         PlayoutItem::Silence {
             samples: tick,
             comfort_noise: self.comfort_noise,
         }
-    }
-
-    fn not_due(&self, clock: &Clock) -> PlayoutItem<'_> {
-        if clock.silent {
-            return PlayoutItem::Silence {
-                samples: self.samples(self.config.tick),
-                comfort_noise: self.comfort_noise,
-            };
-        }
-        PlayoutItem::Nothing
     }
 
     /// Plays the packet at the head, whose index is the next one expected.
@@ -362,10 +350,9 @@ impl JitterBuffer {
             // The sender skipped a little time (a short silence). Play it as silence and keep
             // the clock, so the packet plays exactly at its timestamp.
             if !due {
-                return self.not_due(&clock);
+                return PlayoutItem::Nothing;
             }
             clock.next_ts = head.timestamp;
-            clock.silent = false;
             self.clock = Some(clock);
             return PlayoutItem::Silence {
                 samples: gap as u32,
@@ -385,10 +372,10 @@ impl JitterBuffer {
                 self.delay.restart();
             }
             if clock.anchor_at > now {
-                return self.not_due(&clock);
+                return PlayoutItem::Nothing;
             }
         } else if !due {
-            return self.not_due(&clock);
+            return PlayoutItem::Nothing;
         }
         self.deliver_head(now)
     }
@@ -410,7 +397,6 @@ impl JitterBuffer {
         if entry.kind == PayloadKind::ComfortNoise {
             // RFC 3389 §3: the first payload byte is the noise level in -dBov.
             let level = entry.payload.first().copied().unwrap_or(127) & 0x7f;
-            clock.silent = true;
             self.comfort_noise = Some(level);
             self.recycle(entry);
             return PlayoutItem::Silence {
@@ -420,7 +406,6 @@ impl JitterBuffer {
         }
 
         clock.last_duration = duration;
-        clock.silent = false;
         clock.underrun_samples = 0;
         self.comfort_noise = None;
         self.measure_wait(now, entry.arrival);
@@ -464,7 +449,6 @@ impl JitterBuffer {
             clock.next_ts = head_ts;
             clock.anchor_ts = head_ts;
             clock.anchor_at = (head_arrival + self.delay.target(now)).max(planned);
-            clock.silent = false;
             clock.underrun_samples = 0;
             self.clock = Some(clock);
             self.stats.reanchors += 1;
@@ -474,22 +458,28 @@ impl JitterBuffer {
             };
         }
 
-        if clock.underrun_samples >= per_packet {
-            // Underruns already played silence where this packet belonged: count it lost, but
-            // take its slot back instead of concealing it a second time.
-            clock.underrun_samples -= per_packet;
-            clock.next_index += 1;
-            clock.next_ts = clock.next_ts.wrapping_add(per_packet);
-            let slot = self.duration_of_samples(per_packet);
-            clock.anchor_at = clock.anchor_at.checked_sub(slot).unwrap_or(clock.anchor_at);
+        let covered = u64::from(clock.underrun_samples / per_packet).min(missing);
+        if covered > 0 {
+            // Underruns already played silence where these packets belonged: count them lost,
+            // but take their slots back instead of concealing them a second time.
+            let samples = covered as u32 * per_packet;
+            self.stats.concealed += covered - 1;
+            clock.underrun_samples -= samples;
+            clock.next_index += covered;
+            clock.next_ts = clock.next_ts.wrapping_add(samples);
+            let slots = self.duration_of_samples(samples);
+            clock.anchor_at = clock
+                .anchor_at
+                .checked_sub(slots)
+                .unwrap_or(clock.anchor_at);
             self.clock = Some(clock);
+            // At most one more call here: the budget left is below one packet.
             return self.pop_due(now);
         }
 
         let samples = if missing == 1 { gap as u32 } else { per_packet };
         clock.next_index += 1;
         clock.next_ts = clock.next_ts.wrapping_add(samples);
-        clock.silent = false;
         self.clock = Some(clock);
         let fec = if missing == 1 && head_is_audio {
             self.entries.front().map(|head| FecSource {

@@ -70,8 +70,8 @@ pub struct FecSource<'a> {
 /// Next thing for the media path to play, from [`super::JitterBuffer::pop`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlayoutItem<'a> {
-    /// Nothing new is due: keep playing PCM already decoded (a packet longer than one tick),
-    /// or silence while the buffer fills at the start of a stream.
+    /// Nothing more is due at this time. Play PCM already decoded (a packet can be longer than
+    /// a tick), and when none is left, silence or the last comfort noise.
     Nothing,
     /// A packet to decode and play.
     Packet(PlayoutPacket<'a>),
@@ -82,8 +82,8 @@ pub enum PlayoutItem<'a> {
         /// The next packet, when it is already buffered, for forward error correction.
         fec: Option<FecSource<'a>>,
     },
-    /// The sender sent no audio for this stretch (silence suppression, comfort noise, a stall or
-    /// the gap before a talkspurt): play silence or comfort noise, never decoded audio.
+    /// The sender sent no audio for this stretch (silence suppression, comfort noise or a
+    /// stall). Play silence or comfort noise, never decoded audio.
     Silence {
         /// Duration in timestamp units.
         samples: u32,

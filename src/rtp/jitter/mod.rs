@@ -1,5 +1,5 @@
 //! The adaptive jitter buffer: reorders packets, drops late and duplicate ones, signals losses
-//! for concealment, and hands out one item per 20 ms tick.
+//! for concealment, and hands out what is due at each 20 ms tick.
 
 mod buffer;
 mod delay;

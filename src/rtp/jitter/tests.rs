@@ -265,13 +265,8 @@ fn silence_gap_with_marker_reanchors_without_loss() {
     h.push_kind(1100, 5, 800 + 8000, PayloadKind::Audio, true)
         .unwrap();
     h.push(1120, 6, 960 + 8000).unwrap();
-    assert_eq!(
-        h.pop(1100),
-        Out::Silence {
-            samples: 160,
-            noise: None
-        }
-    );
+    // The talkspurt plays after its own buffering delay; until then nothing is due.
+    assert_eq!(h.pop(1100), Out::Nothing);
     assert_eq!(h.played(1120, 1160), vec![5, 6]);
     assert_eq!(h.buffer.stats().concealed, 0);
 }
@@ -524,4 +519,92 @@ fn loss_found_after_underrun_is_not_concealed_twice() {
     // the lost packets instead of adding to them.
     assert_eq!(gap, 1 + 4, "{outputs:?}");
     assert_eq!(h.buffer.stats().concealed, 4);
+}
+
+#[test]
+fn short_packets_come_out_several_per_tick() {
+    let mut h = Harness::new();
+    let mut played = Vec::new();
+    // 10 ms packets (80 units) arriving every 10 ms, popped until Nothing at each 20 ms tick.
+    for t in (0..1000u64).step_by(10) {
+        let index = t / 10;
+        let packet = Incoming {
+            index: ExtSeq(index),
+            timestamp: 80 * index as u32,
+            pt: Pt(0),
+            marker: false,
+            ssrc: Ssrc(1),
+            kind: PayloadKind::Audio,
+            payload: &[0xff; 80],
+            duration: Some(80),
+        };
+        h.buffer.push(h.at(t), packet).unwrap();
+        if t % 20 != 0 {
+            continue;
+        }
+        loop {
+            match h.pop(t) {
+                Out::Nothing => break,
+                Out::Packet { index, .. } => played.push(index),
+                other => panic!("unexpected {other:?} at {t} ms"),
+            }
+        }
+    }
+    // Everything that arrived up to the last tick, less the initial 20 ms delay, has played.
+    assert_eq!(played, (0..97).collect::<Vec<_>>());
+    assert_eq!(h.buffer.stats().overflow, 0);
+    assert_eq!(h.buffer.stats().concealed, 0);
+}
+
+#[test]
+fn repeated_pop_in_underrun_returns_nothing() {
+    let mut h = Harness::new();
+    h.push(0, 0, 0).unwrap();
+    assert_eq!(h.played(20, 40), vec![0]);
+    assert_eq!(
+        h.pop(40),
+        Out::Silence {
+            samples: 160,
+            noise: None
+        }
+    );
+    assert_eq!(h.pop(40), Out::Nothing);
+    assert_eq!(
+        h.pop(60),
+        Out::Silence {
+            samples: 160,
+            noise: None
+        }
+    );
+}
+
+#[test]
+fn long_outage_is_not_concealed_again() {
+    let mut h = Harness::new();
+    h.push(0, 0, 0).unwrap();
+    assert_eq!(h.played(20, 40), vec![0]);
+    // 40 s without packets, then the stream goes on 2000 packets later.
+    let mut silences = 0;
+    for t in (40..40_020).step_by(20) {
+        if matches!(h.pop(t), Out::Silence { .. }) {
+            silences += 1;
+        }
+    }
+    assert!(silences >= 1990, "{silences}");
+    h.push(40_020, 2001, 2001 * 160).unwrap();
+    let mut outputs = Vec::new();
+    for t in (40_020..40_200).step_by(20) {
+        outputs.push(h.pop(t));
+    }
+    let lost = outputs
+        .iter()
+        .filter(|o| matches!(o, Out::Lost { .. }))
+        .count();
+    assert!(lost <= 1, "{outputs:?}");
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, Out::Packet { index: 2001, .. }))
+    );
+    assert_eq!(h.buffer.stats().concealed, 2000);
 }

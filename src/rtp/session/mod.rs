@@ -1,8 +1,9 @@
 //! One call's RTP session: the sans-IO core that a media worker drives.
 //!
 //! Feed every datagram from the call's RTP socket (and its RTCP socket without rtcp-mux) to
-//! [`RtpSession::handle_datagram`] with the time it arrived. Once per 20 ms tick, call
-//! [`RtpSession::pop_playout`] and decode what it returns; send our audio with
+//! [`RtpSession::handle_datagram`] with the time it arrived. At each 20 ms tick, call
+//! [`RtpSession::pop_playout`] until it returns `Nothing` and decode what it returns; send our
+//! audio with
 //! [`RtpSession::sender_mut`] to [`RtpSession::destination`]. Drain
 //! [`RtpSession::poll_event`] after each input, and when [`RtpSession::poll_timeout`] has
 //! passed call [`RtpSession::handle_timeout`] and send what [`RtpSession::poll_rtcp`]
@@ -251,7 +252,8 @@ impl RtpSession {
         }
     }
 
-    /// Returns what to play for the tick starting at `now`; call once per tick.
+    /// Returns the next playout item due at `now`. At each tick, call it until it returns
+    /// [`PlayoutItem::Nothing`].
     pub fn pop_playout(&mut self, now: Instant) -> PlayoutItem<'_> {
         self.jitter.pop(now)
     }

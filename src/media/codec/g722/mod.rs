@@ -1,11 +1,12 @@
 //! G.722 wideband ADPCM at 64 kbit/s (ITU-T G.722, RTP payload type 9).
 //!
-//! G.722 samples at 16 kHz, but its RTP clock runs at 8000 Hz because the first RFC to list it
-//! got the rate wrong and every implementation kept it (RFC 3551 §4.5.2): a 20 ms packet holds
-//! 160 bytes, 320 samples, and advances the timestamp by 160.
+//! G.722 samples at 16 kHz, but its RTP clock runs at 8000 Hz because RFC 1890 assigned that
+//! rate by mistake and it was kept for compatibility (RFC 3551 §4.5.2). A 20 ms packet contains
+//! 160 bytes for 320 samples and advances the timestamp by 160.
 //!
-//! The coder is bit-exact with the recommendation's fixed-point description; only the 64 kbit/s
-//! mode (6 bits in the lower sub-band) is implemented, which is the only mode RTP carries.
+//! The coder follows the recommendation's fixed-point description, and a test shows it matches
+//! libg722 bit for bit. Only the 64 kbit/s mode (6 bits in the lower sub-band) is implemented,
+//! because it is the only mode RTP carries.
 
 mod adpcm;
 mod qmf;
@@ -249,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn payload_is_half_the_samples_and_clock_is_8000() {
+    fn payload_size_and_clock_rate() {
         let mut encoder = G722Encoder::new();
         let mut payload = Vec::new();
         encoder.encode(&[0; 320], &mut payload).unwrap();

@@ -1,10 +1,10 @@
 //! Opus (RFC 6716) through libopus, with the RTP conventions of RFC 7587.
 //!
-//! The RTP clock of Opus is always 48 kHz and the SDP always says `opus/48000/2`, whatever the
-//! stream really carries (RFC 7587 §4.1 and §7). Inside voicegate audio is 16 kHz mono, so the
-//! decoder asks libopus for 16 kHz mono output and the encoder takes 16 kHz input: libopus
-//! converts internally, downmixes stereo streams, and no extra resampler runs. Other rates are
-//! available for tests and tools.
+//! The RTP clock of Opus is always 48 kHz and the SDP always announces `opus/48000/2`,
+//! whatever the stream really carries (RFC 7587 §4.1 and §7). Inside voicegate audio is 16 kHz
+//! mono, so the decoder requests 16 kHz mono output from libopus and the encoder takes 16 kHz
+//! input. libopus converts internally and downmixes stereo streams, so no extra resampler
+//! runs. Other rates are available for tests and tools.
 
 mod settings;
 
@@ -20,7 +20,7 @@ pub const OPUS_CLOCK_RATE: u32 = 48_000;
 
 const NAME: &str = "opus";
 
-/// Longest packet duration Opus allows, in milliseconds.
+/// Maximum packet duration Opus allows, in milliseconds.
 const MAX_PACKET_MS: u32 = 120;
 
 /// Largest encoded packet libopus documents as ever needed, in bytes.
@@ -196,7 +196,7 @@ impl OpusEncoder {
         Ok(encoder)
     }
 
-    /// The settings in force.
+    /// Returns the settings in force.
     pub fn settings(&self) -> &OpusEncoderSettings {
         &self.settings
     }
@@ -218,7 +218,7 @@ impl OpusEncoder {
         Ok(OpusBandwidth::from_library(bandwidth))
     }
 
-    /// Whether libopus reports in-band FEC and DTX as enabled, in that order.
+    /// Returns whether libopus reports in-band FEC and DTX as enabled, in that order.
     pub fn library_fec_and_dtx(&self) -> Result<(bool, bool), CodecError> {
         let fec = self.encoder.inband_fec().map_err(library_error)?;
         let dtx = self

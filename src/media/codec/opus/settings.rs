@@ -70,7 +70,7 @@ const BITRATE_RANGE: (u32, u32) = (6_000, 510_000);
 /// reported any loss, in percent. libopus adds FEC data only when this is above zero.
 pub const INITIAL_FEC_LOSS_PERCENT: u8 = 10;
 
-/// How one call's Opus encoder is set up.
+/// Configuration of one call's Opus encoder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpusEncoderSettings {
     /// Target bit rate, in bits per second.
@@ -96,7 +96,7 @@ impl OpusEncoderSettings {
     /// Settings from our configured `bitrate` and `complexity`, limited by the peer's fmtp.
     ///
     /// The encoder always sends mono, because our audio is mono and a mono stream is valid
-    /// whatever `stereo` says. `maxplaybackrate` caps the bandwidth, as RFC 7587 §6.1 asks.
+    /// whatever `stereo` states. `maxplaybackrate` caps the bandwidth, as RFC 7587 §6.1 recommends.
     /// `sprop-maxcapturerate` describes what the peer sends, so it only concerns our decoder.
     /// Every Opus fmtp parameter is a hint, so unknown or malformed ones are ignored.
     pub fn from_fmtp(fmtp: &BTreeMap<String, String>, bitrate: u32, complexity: u8) -> Self {
