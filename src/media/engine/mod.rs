@@ -56,8 +56,16 @@ pub struct MediaPort {
     rtp: MediaSocket,
     rtcp: Option<MediaSocket>,
     local: SocketAddr,
-    // Dropped last, after the sockets are closed.
-    _lease: PortLease,
+    lease: Option<PortLease>,
+}
+
+impl Drop for MediaPort {
+    fn drop(&mut self) {
+        // The quarantine starts now rather than at the allocator's next use.
+        if let Some(lease) = self.lease.take() {
+            lease.release(Instant::now());
+        }
+    }
 }
 
 impl MediaPort {
@@ -166,7 +174,7 @@ impl MediaEngine {
                         rtp,
                         rtcp: Some(rtcp),
                         local,
-                        _lease: lease,
+                        lease: Some(lease),
                     });
                 }
                 Err(error) => {

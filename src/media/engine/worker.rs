@@ -259,8 +259,10 @@ fn finish(mut slot: Slot, reply: Option<oneshot::Sender<MediaStats>>) {
     metrics::ACTIVE_SESSIONS.dec();
     let stats = slot.shared.stats.lock().clone();
     tracing::debug!(local = ?slot.port.local_addr(), received = stats.received, "media session stopped");
+    // Close the sockets and start the port's quarantine before the caller learns that the
+    // session has stopped.
+    drop(slot);
     if let Some(reply) = reply {
         let _ = reply.send(stats);
     }
-    // Dropping the slot closes the sockets and puts the port in quarantine.
 }
