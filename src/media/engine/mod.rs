@@ -342,3 +342,32 @@ impl Drop for MediaSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocate_skips_ports_in_use() {
+        let rtp = RtpConfig {
+            port_min: 43_500,
+            port_max: 43_509,
+            bind_addr: "127.0.0.1".into(),
+            ..RtpConfig::default()
+        };
+        let media = MediaConfig {
+            workers: 1,
+            ..MediaConfig::default()
+        };
+        let engine = MediaEngine::start(&rtp, &media).unwrap();
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        // Another process holds the first pair's RTCP port.
+        let squatter = std::net::UdpSocket::bind("127.0.0.1:43501").unwrap();
+        let port = engine.allocate(loopback).unwrap();
+        assert_ne!(port.rtp_port(), 43_500);
+        assert_eq!(port.rtp_port() % 2, 0);
+        drop(squatter);
+        drop(port);
+        assert!(engine.quarantined_ports() >= 1);
+    }
+}

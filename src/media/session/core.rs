@@ -681,3 +681,81 @@ fn rtp_config(rtp: &RtpConfig, params: &StreamParams, seed: u64) -> crate::rtp::
     config.seed = seed;
     config
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::rtp::PayloadRole;
+    use crate::sip::sdp::{Direction, NegotiatedCodec, NegotiatedDtmf};
+
+    fn params() -> StreamParams {
+        StreamParams {
+            remote_rtp: Some("127.0.0.1:4000".parse().unwrap()),
+            remote_rtcp: None,
+            rtcp_mux: false,
+            codec: NegotiatedCodec {
+                name: CodecName::Pcma,
+                payload_type: 8,
+                clock_rate: 8_000,
+                channels: 1,
+                fmtp: BTreeMap::new(),
+            },
+            dtmf: Some(NegotiatedDtmf {
+                payload_type: 97,
+                clock_rate: 8_000,
+            }),
+            comfort_noise_pt: None,
+            ptime_ms: 20,
+            direction: Direction::SendRecv,
+            strict_source: true,
+            record: None,
+            barge_in: crate::media::turn::BargeInSettings::default(),
+        }
+    }
+
+    #[test]
+    fn payload_table_uses_negotiated_numbers() {
+        let table = payload_table(&params());
+        assert!(matches!(
+            table.role(Pt(8)),
+            Some(PayloadRole::Audio {
+                clock_rate: 8_000,
+                ..
+            })
+        ));
+        assert!(matches!(
+            table.role(Pt(97)),
+            Some(PayloadRole::TelephoneEvent { clock_rate: 8_000 })
+        ));
+        assert!(matches!(
+            table.role(Pt(13)),
+            Some(PayloadRole::ComfortNoise)
+        ));
+        assert!(table.role(Pt(0)).is_none(), "PCMU was not negotiated");
+        assert!(table.role(Pt(101)).is_none(), "telephone-event is on 97");
+    }
+
+    #[test]
+    fn silence_flows_before_any_caller_audio() {
+        let start = Instant::now();
+        let config = SessionConfig {
+            rtp: Arc::new(RtpConfig::default()),
+            media: Arc::new(MediaConfig::default()),
+        };
+        let mut core = SessionCore::new(start, params(), config, 3).unwrap();
+        let mut sent = 0;
+        for tick in 0..10u64 {
+            core.tick(start + FRAME * tick as u32);
+            sent += core
+                .transmits()
+                .filter(|t| t.channel == Channel::Rtp)
+                .count();
+            core.clear_transmits();
+        }
+        assert_eq!(sent, 10, "one packet per frame while the AI is silent");
+        assert!(core.poll_event().is_none(), "no caller audio, no events");
+        assert_eq!(core.poll_timeout(), start + FRAME * 10);
+    }
+}

@@ -277,3 +277,88 @@ fn write_packet(
         sender.write_audio(at, pt, clock_units, payload, out).ok()
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::media::MediaConfig;
+    use crate::rtp::RtpPacket;
+    use crate::sip::sdp::{CodecName, NegotiatedCodec};
+
+    fn pcmu_encoder(ptime_ms: u32) -> Encoder16k {
+        let codec = NegotiatedCodec {
+            name: CodecName::Pcmu,
+            payload_type: 0,
+            clock_rate: 8_000,
+            channels: 1,
+            fmtp: BTreeMap::new(),
+        };
+        Encoder16k::new(&codec, ptime_ms, &MediaConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn first_packet_waits_for_its_audio() {
+        assert_eq!(Outbound::first_packet_offset(10), Duration::ZERO);
+        assert_eq!(Outbound::first_packet_offset(20), Duration::ZERO);
+        assert_eq!(Outbound::first_packet_offset(30), Duration::from_millis(20));
+        assert_eq!(Outbound::first_packet_offset(40), Duration::from_millis(20));
+        assert_eq!(Outbound::first_packet_offset(60), Duration::from_millis(40));
+    }
+
+    #[test]
+    fn forty_ms_packets_carry_two_frames() {
+        let start = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut sender = RtpSender::new(&mut rng, 8_000, start);
+        let mut encoder = pcmu_encoder(40);
+        let mut outbound = Outbound::new(40, start + Outbound::first_packet_offset(40));
+        let route = Route {
+            destination: "127.0.0.1:4000".parse().unwrap(),
+            payload_type: 0,
+            comfort_noise_pt: None,
+        };
+        let mut transmits = TransmitQueue::default();
+        let speech = [3_000i16; FRAME_SAMPLES];
+        for frame in 0..10u64 {
+            let now = start + Duration::from_millis(20 * frame);
+            outbound.push_frame(&speech, frame >= 4);
+            outbound.send_due(now, &mut sender, route, &mut encoder, &mut transmits);
+        }
+        let packets: Vec<_> = transmits
+            .iter()
+            .map(|t| RtpPacket::parse(t.bytes).unwrap().payload().len())
+            .collect();
+        assert_eq!(packets, vec![320; 5]);
+        assert_eq!(outbound.counters().packets, 5);
+        assert_eq!(outbound.counters().speech_packets, 3);
+    }
+
+    #[test]
+    fn comfort_noise_replaces_silence() {
+        let start = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let mut sender = RtpSender::new(&mut rng, 8_000, start);
+        let mut encoder = pcmu_encoder(20);
+        let mut outbound = Outbound::new(20, start);
+        let route = Route {
+            destination: "127.0.0.1:4000".parse().unwrap(),
+            payload_type: 0,
+            comfort_noise_pt: Some(13),
+        };
+        let mut transmits = TransmitQueue::default();
+        for frame in 0..20u64 {
+            outbound.push_frame(&[0; FRAME_SAMPLES], false);
+            let now = start + Duration::from_millis(20 * frame);
+            outbound.send_due(now, &mut sender, route, &mut encoder, &mut transmits);
+        }
+        let types: Vec<u8> = transmits
+            .iter()
+            .map(|t| RtpPacket::parse(t.bytes).unwrap().pt().0)
+            .collect();
+        assert_eq!(types, vec![13, 13], "one CN packet per 200 ms of silence");
+    }
+}

@@ -95,3 +95,71 @@ impl StreamParams {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::sip::sdp::CodecName;
+
+    fn params(remote: &str, direction: Direction, rtcp_mux: bool) -> StreamParams {
+        StreamParams {
+            remote_rtp: Some(remote.parse().unwrap()),
+            remote_rtcp: None,
+            rtcp_mux,
+            codec: NegotiatedCodec {
+                name: CodecName::Pcmu,
+                payload_type: 0,
+                clock_rate: 8_000,
+                channels: 1,
+                fmtp: BTreeMap::new(),
+            },
+            dtmf: None,
+            comfort_noise_pt: None,
+            ptime_ms: 20,
+            direction,
+            strict_source: true,
+            record: None,
+            barge_in: BargeInSettings::default(),
+        }
+    }
+
+    #[test]
+    fn unspecified_address_sends_nothing() {
+        let held = params("0.0.0.0:4000", Direction::SendRecv, false);
+        assert_eq!(held.send_address(), None);
+        assert!(!held.may_send());
+        assert_eq!(held.rtcp_address(), None);
+    }
+
+    #[test]
+    fn rtcp_goes_to_next_port_without_mux() {
+        let stream = params("127.0.0.1:4000", Direction::SendRecv, false);
+        assert_eq!(
+            stream.rtcp_address(),
+            Some("127.0.0.1:4001".parse().unwrap())
+        );
+        let muxed = params("127.0.0.1:4000", Direction::SendRecv, true);
+        assert_eq!(
+            muxed.rtcp_address(),
+            Some("127.0.0.1:4000".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn directions_decide_send_and_receive() {
+        let cases = [
+            (Direction::SendRecv, true, true, false),
+            (Direction::SendOnly, true, false, true),
+            (Direction::RecvOnly, false, true, true),
+            (Direction::Inactive, false, false, true),
+        ];
+        for (direction, send, receive, hold) in cases {
+            let stream = params("127.0.0.1:4000", direction, false);
+            assert_eq!(stream.may_send(), send, "{direction:?} send");
+            assert_eq!(stream.may_receive(), receive, "{direction:?} receive");
+            assert_eq!(stream.on_hold(), hold, "{direction:?} hold");
+        }
+    }
+}
