@@ -164,7 +164,7 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
 }
 
 /// Barge-in timing on a virtual clock: the AI speaks, the caller interrupts at varying offsets.
-fn bench_barge_in(caller_speech: &[i16]) {
+fn bench_barge_in(caller_speech: &[i16], trials: u64) {
     let peer: SocketAddr = PEER.parse().expect("address");
     let first_voiced = caller_speech
         .iter()
@@ -174,7 +174,7 @@ fn bench_barge_in(caller_speech: &[i16]) {
     let mut onset_to_silence = Vec::new();
     let mut packets_after = Vec::new();
     let mut encoder = G711Encoder::new(G711Law::Mu);
-    for trial in 0..40u64 {
+    for trial in 0..trials {
         let start = Instant::now();
         let mut core = SessionCore::new(start, params(CodecName::Pcmu, peer), config(), trial)
             .expect("session");
@@ -549,6 +549,10 @@ fn bench_engine(calls: usize, seconds: u64, caller_speech: &[i16]) {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs this binary without `--bench`: then every part runs
+    // briefly, as a smoke test of the benchmark code.
+    let quick = !std::env::args().any(|arg| arg == "--bench");
+    let scale = |full: usize, brief: usize| if quick { brief } else { full };
     // BENCH_ONLY=barge-in|core|core-pcmu|core-opus|engine runs one part.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let runs = |part: &str| only.is_empty() || only == part;
@@ -558,13 +562,23 @@ fn main() {
     );
     if runs("barge-in") {
         let caller_speech = speak("stop, stop, I want to change my order please", 8_000);
-        bench_barge_in(&caller_speech);
+        bench_barge_in(&caller_speech, scale(40, 3) as u64);
     }
     if runs("core") || runs("core-pcmu") {
-        bench_core(CodecName::Pcmu, 200, 10, &long_speech);
+        bench_core(
+            CodecName::Pcmu,
+            scale(200, 5),
+            scale(10, 1) as u64,
+            &long_speech,
+        );
     }
     if runs("core") || runs("core-opus") {
-        bench_core(CodecName::Opus, 50, 10, &long_speech);
+        bench_core(
+            CodecName::Opus,
+            scale(50, 2),
+            scale(10, 1) as u64,
+            &long_speech,
+        );
     }
     if !runs("engine") {
         return;
@@ -573,5 +587,5 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000);
-    bench_engine(calls, 10, &long_speech);
+    bench_engine(scale(calls, 5), scale(10, 1) as u64, &long_speech);
 }

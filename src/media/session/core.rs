@@ -173,7 +173,8 @@ impl SessionCore {
         );
         let packet_ms = encoder.packet_ms();
         let outbound = Outbound::new(packet_ms, now + Outbound::first_packet_offset(packet_ms));
-        // Narrowband calls lose nothing by queueing AI audio companded.
+        // G.711 calls lose little by queueing AI audio companded, since the line is mu-law or
+        // A-law anyway.
         let storage = match params.codec.name {
             CodecName::Pcmu | CodecName::Pcma => SampleStorage::MuLaw,
             CodecName::G722 | CodecName::Opus => SampleStorage::Linear,
@@ -230,6 +231,7 @@ impl SessionCore {
     pub fn update(&mut self, now: Instant, params: StreamParams) {
         let was_on_hold = self.params.on_hold();
         let codec_changed = params.codec != self.params.codec;
+
         if codec_changed || params.ptime_ms != self.params.ptime_ms {
             self.change_codec(&params);
         }
@@ -240,6 +242,7 @@ impl SessionCore {
             self.rtp.set_payloads(payload_table(&params));
         }
         self.rtp.set_rtcp_mux(params.rtcp_mux);
+
         if params.remote_rtp != self.params.remote_rtp || (was_on_hold && !params.on_hold()) {
             // RFC 4961: the peer may send from a new address after a re-INVITE.
             self.rtp.open_latch_window(now, params.send_address());
@@ -251,6 +254,7 @@ impl SessionCore {
                 "strict source change ignored"
             );
         }
+
         self.turn.set_settings(params.barge_in);
         if params.on_hold() && !was_on_hold {
             tracing::debug!(direction = ?params.direction, "media on hold");
