@@ -16,6 +16,9 @@ pub struct DatabaseConfig {
     pub spool_dir: String,
     /// Queries slower than this are logged, in milliseconds.
     pub slow_query_ms: u64,
+    /// Longest a database operation may take before it fails, in milliseconds: admission then
+    /// answers 503 and call records go to the spool.
+    pub timeout_ms: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -25,6 +28,7 @@ impl Default for DatabaseConfig {
             max_connections: 10,
             spool_dir: "spool".into(),
             slow_query_ms: 200,
+            timeout_ms: 3_000,
         }
     }
 }
@@ -43,6 +47,18 @@ impl DatabaseConfig {
             return Err(ConfigError::key(
                 "database.max_connections",
                 "use 1 or more",
+            ));
+        }
+        if self.timeout_ms < 100 {
+            return Err(ConfigError::key(
+                "database.timeout_ms",
+                format!("{} is too short; use 100 or more", self.timeout_ms),
+            ));
+        }
+        if self.spool_dir.is_empty() {
+            return Err(ConfigError::key(
+                "database.spool_dir",
+                "set a directory for records that wait while the database is unavailable",
             ));
         }
         Ok(())

@@ -1,0 +1,89 @@
+-- Admission and release of call slots in one round trip each.
+--
+-- voicegate_admit serialises the admissions of one tenant across every node with a
+-- transaction-scoped advisory lock, then counts live leases and this month's usage and
+-- inserts a lease only when every limit allows it. Each statement of a VOLATILE PL/pgSQL
+-- function takes a fresh snapshot, so the counts taken after the lock see every lease that
+-- the previous lock holder committed. The lock is released when the calling statement's
+-- transaction commits, after its lease is visible.
+
+CREATE FUNCTION voicegate_admit(
+    p_tenant BIGINT,
+    p_call_id TEXT,
+    p_node TEXT,
+    p_run TEXT,
+    p_lease_secs BIGINT,
+    p_day DATE,
+    p_month_start DATE,
+    p_month_end DATE
+) RETURNS TABLE (outcome TEXT, lease_id BIGINT, active BIGINT)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_tenant tenants%ROWTYPE;
+    v_active BIGINT;
+    v_calls BIGINT;
+    v_minutes BIGINT;
+    v_lease BIGINT;
+    v_now TIMESTAMPTZ;
+BEGIN
+    PERFORM set_config('app.tenant_id', p_tenant::TEXT, true);
+    -- 1986488929 ('vg' call slots) keeps these locks apart from other users of the database;
+    -- the second key is the tenant id (a collision only serialises two tenants together).
+    PERFORM pg_advisory_xact_lock(1986488929, (p_tenant & 2147483647)::INTEGER);
+
+    SELECT * INTO v_tenant FROM tenants WHERE id = p_tenant;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found'::TEXT, NULL::BIGINT, 0::BIGINT;
+        RETURN;
+    END IF;
+    IF v_tenant.status <> 'active' THEN
+        RETURN QUERY SELECT 'suspended'::TEXT, NULL::BIGINT, 0::BIGINT;
+        RETURN;
+    END IF;
+
+    SELECT coalesce(sum(calls), 0), coalesce(sum(minutes), 0) INTO v_calls, v_minutes
+    FROM usage_daily
+    WHERE tenant_id = p_tenant AND day >= p_month_start AND day < p_month_end;
+    IF v_tenant.monthly_call_limit > 0 AND v_calls >= v_tenant.monthly_call_limit THEN
+        RETURN QUERY SELECT 'monthly_calls'::TEXT, NULL::BIGINT, 0::BIGINT;
+        RETURN;
+    END IF;
+    IF v_tenant.monthly_minute_limit > 0 AND v_minutes >= v_tenant.monthly_minute_limit THEN
+        RETURN QUERY SELECT 'monthly_minutes'::TEXT, NULL::BIGINT, 0::BIGINT;
+        RETURN;
+    END IF;
+
+    v_now := clock_timestamp();
+    SELECT count(*) INTO v_active
+    FROM call_leases
+    WHERE tenant_id = p_tenant AND expires_at > v_now;
+    IF v_tenant.max_concurrent_calls > 0 AND v_active >= v_tenant.max_concurrent_calls THEN
+        RETURN QUERY SELECT 'concurrency'::TEXT, NULL::BIGINT, v_active;
+        RETURN;
+    END IF;
+
+    INSERT INTO call_leases (tenant_id, call_id, node_id, run_id, created_at, expires_at)
+    VALUES (p_tenant, p_call_id, p_node, p_run, v_now, v_now + make_interval(secs => p_lease_secs))
+    RETURNING id INTO v_lease;
+
+    INSERT INTO usage_daily (tenant_id, day, calls, concurrent_peak)
+    VALUES (p_tenant, p_day, 1, v_active + 1)
+    ON CONFLICT (tenant_id, day) DO UPDATE
+    SET calls = usage_daily.calls + 1,
+        concurrent_peak = greatest(usage_daily.concurrent_peak, excluded.concurrent_peak);
+
+    RETURN QUERY SELECT 'admitted'::TEXT, v_lease, v_active + 1;
+END
+$$;
+
+CREATE FUNCTION voicegate_release(p_tenant BIGINT, p_lease BIGINT) RETURNS BIGINT
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_deleted BIGINT;
+BEGIN
+    PERFORM set_config('app.tenant_id', p_tenant::TEXT, true);
+    DELETE FROM call_leases WHERE id = p_lease AND tenant_id = p_tenant;
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    RETURN v_deleted;
+END
+$$;
