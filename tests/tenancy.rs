@@ -1,0 +1,12 @@
+//! Integration tests of the tenancy layer against real SQLite and PostgreSQL databases.
+//!
+//! PostgreSQL is read from `VOICEGATE_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`, a superuser); each test creates its own database
+//! and role and drops both when it ends.
+
+#[path = "tenancy/common.rs"]
+mod common;
+#[path = "tenancy/admission.rs"]
+mod admission;
+#[path = "tenancy/routing.rs"]
+mod routing;

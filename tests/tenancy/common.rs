@@ -1,0 +1,202 @@
+//! Databases for the tenancy tests: a fresh SQLite file, or a fresh PostgreSQL database owned
+//! by a fresh ordinary role (so row-level security applies), both removed afterwards.
+
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, Executor};
+use voicegate::tenancy::{
+    DatabaseConfig, NewTenant, Store, TenancyConfig, Tenant, TenantLimits,
+};
+
+/// Where the tests find PostgreSQL.
+pub fn admin_url() -> String {
+    std::env::var("VOICEGATE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub backend: Backend,
+    pub config: DatabaseConfig,
+    pub dir: tempfile::TempDir,
+    pg: Option<PgDatabase>,
+}
+
+struct PgDatabase {
+    name: String,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let spool_dir = dir.path().join("spool").display().to_string();
+        let (url, pg) = match backend {
+            Backend::Sqlite => {
+                let file = dir.path().join("voicegate.db");
+                (format!("sqlite:{}", file.display()), None)
+            }
+            Backend::Postgres => {
+                let name = format!("vg_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+                create_pg_database(&name).await;
+                (app_url(&name), Some(PgDatabase { name }))
+            }
+        };
+        let config = DatabaseConfig {
+            url,
+            max_connections: 8,
+            spool_dir,
+            slow_query_ms: 1_000,
+            timeout_ms: 5_000,
+        };
+        TestDb {
+            backend,
+            config,
+            dir,
+            pg,
+        }
+    }
+
+    /// A call-taking store for `node`, migrated.
+    pub async fn store(&self, tenancy: &TenancyConfig, node: &str) -> Store {
+        let store = Store::connect(&self.config, tenancy, node)
+            .await
+            .expect("store connects");
+        store.migrate().await.expect("migrations apply");
+        store
+    }
+
+    /// A store with the default `[tenancy]` settings but no default tenant.
+    pub async fn plain_store(&self) -> Store {
+        self.store(&no_default_tenant(), "node-a").await
+    }
+
+    /// Name of the PostgreSQL database (for tests that inspect it as a superuser).
+    pub fn pg_name(&self) -> Option<&str> {
+        self.pg.as_ref().map(|pg| pg.name.as_str())
+    }
+
+    /// Runs SQL as the superuser on this test's PostgreSQL database.
+    pub async fn pg_superuser_exec(&self, sql: &str) {
+        let name = self.pg_name().expect("a PostgreSQL test database");
+        let options = PgConnectOptions::from_str(&admin_url())
+            .expect("VOICEGATE_TEST_POSTGRES is a URL")
+            .database(name);
+        let mut conn = options.connect().await.expect("superuser connects");
+        conn.execute(sqlx::AssertSqlSafe(sql.to_string()))
+            .await
+            .expect("superuser statement runs");
+        conn.close().await.ok();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(pg) = self.pg.take() else { return };
+        // Drop runs inside the test's runtime, so the cleanup gets its own thread and runtime.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(drop_pg_database(&pg.name));
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// `[tenancy]` with no default tenant, so unknown numbers get 404.
+pub fn no_default_tenant() -> TenancyConfig {
+    TenancyConfig {
+        default_tenant: String::new(),
+        ..TenancyConfig::default()
+    }
+}
+
+fn app_url(name: &str) -> String {
+    let mut url = url::Url::parse(&admin_url()).expect("VOICEGATE_TEST_POSTGRES is a URL");
+    url.set_username(name).expect("URL takes a user name");
+    url.set_password(None).expect("URL takes no password");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+async fn superuser() -> sqlx::PgConnection {
+    sqlx::PgConnection::connect(&admin_url())
+        .await
+        .expect("PostgreSQL at VOICEGATE_TEST_POSTGRES accepts the superuser")
+}
+
+/// Creates a login role and a database it owns, both named `name`. The role is an ordinary
+/// one: no superuser, no BYPASSRLS.
+async fn create_pg_database(name: &str) {
+    let mut conn = superuser().await;
+    let statements = [
+        format!("CREATE ROLE {name} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"),
+        format!("CREATE DATABASE {name} OWNER {name}"),
+    ];
+    for sql in statements {
+        conn.execute(sqlx::AssertSqlSafe(sql))
+            .await
+            .expect("test database created");
+    }
+    conn.close().await.ok();
+}
+
+async fn drop_pg_database(name: &str) {
+    let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url()).await else {
+        return;
+    };
+    let statements = [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("DROP ROLE IF EXISTS {name}"),
+    ];
+    for sql in statements {
+        if let Err(err) = conn.execute(sqlx::AssertSqlSafe(sql)).await {
+            eprintln!("test database cleanup failed: {err}");
+        }
+    }
+    conn.close().await.ok();
+}
+
+/// Creates a tenant with the given concurrency limit.
+pub async fn tenant(store: &Store, name: &str, max_calls: u32) -> Tenant {
+    store
+        .create_tenant(NewTenant {
+            name: name.into(),
+            limits: TenantLimits {
+                max_concurrent_calls: max_calls,
+                ..TenantLimits::default()
+            },
+            ..NewTenant::default()
+        })
+        .await
+        .expect("tenant created")
+}
+
+/// Defines a test that runs `$scenario(Backend)` once per backend.
+macro_rules! both_backends {
+    ($name:ident, $scenario:path) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $scenario($crate::common::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $scenario($crate::common::Backend::Postgres).await;
+            }
+        }
+    };
+}
+pub(crate) use both_backends;
