@@ -8,5 +8,7 @@
 mod common;
 #[path = "tenancy/admission.rs"]
 mod admission;
+#[path = "tenancy/cluster.rs"]
+mod cluster;
 #[path = "tenancy/routing.rs"]
 mod routing;

@@ -24,7 +24,6 @@ pub enum Backend {
 
 /// A database that exists for one test.
 pub struct TestDb {
-    pub backend: Backend,
     pub config: DatabaseConfig,
     pub dir: tempfile::TempDir,
     pg: Option<PgDatabase>,
@@ -57,7 +56,6 @@ impl TestDb {
             timeout_ms: 5_000,
         };
         TestDb {
-            backend,
             config,
             dir,
             pg,
@@ -81,6 +79,22 @@ impl TestDb {
     /// Name of the PostgreSQL database (for tests that inspect it as a superuser).
     pub fn pg_name(&self) -> Option<&str> {
         self.pg.as_ref().map(|pg| pg.name.as_str())
+    }
+
+    /// Runs a query returning one integer as the superuser on this test's PostgreSQL database,
+    /// which row-level security does not restrict.
+    pub async fn pg_superuser_i64(&self, sql: &str) -> i64 {
+        let name = self.pg_name().expect("a PostgreSQL test database");
+        let options = PgConnectOptions::from_str(&admin_url())
+            .expect("VOICEGATE_TEST_POSTGRES is a URL")
+            .database(name);
+        let mut conn = options.connect().await.expect("superuser connects");
+        let value: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&mut conn)
+            .await
+            .expect("superuser query runs");
+        conn.close().await.ok();
+        value
     }
 
     /// Runs SQL as the superuser on this test's PostgreSQL database.
