@@ -10,5 +10,7 @@ mod common;
 mod admission;
 #[path = "tenancy/cluster.rs"]
 mod cluster;
+#[path = "tenancy/records.rs"]
+mod records;
 #[path = "tenancy/routing.rs"]
 mod routing;

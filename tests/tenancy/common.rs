@@ -1,12 +1,14 @@
 //! Databases for the tenancy tests: a fresh SQLite file, or a fresh PostgreSQL database owned
 //! by a fresh ordinary role (so row-level security applies), both removed afterwards.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
 use voicegate::tenancy::{
-    DatabaseConfig, NewTenant, Store, TenancyConfig, Tenant, TenantLimits,
+    CallRecord, DatabaseConfig, NewTenant, Store, TenancyConfig, Tenant, TenantLimits,
+    TurnRecord, TurnRole,
 };
 
 /// Where the tests find PostgreSQL.
@@ -214,3 +216,39 @@ macro_rules! both_backends {
     };
 }
 pub(crate) use both_backends;
+
+/// A finished call of `tenant` that was answered after 2 s and lasted 75 s, with two turns.
+pub fn sample_record(tenant: voicegate::tenancy::TenantId, call_id: &str) -> CallRecord {
+    let invite = chrono::Utc::now();
+    let at = |ms: i64| invite + chrono::Duration::milliseconds(ms);
+    let turn = |role, text: &str, start: i64, end: i64, interrupted| TurnRecord {
+        role,
+        text: text.into(),
+        started_at: at(start),
+        ended_at: at(end),
+        latency_ms: BTreeMap::from([
+            ("stt_final".to_string(), 180),
+            ("llm_first_token".to_string(), 420),
+        ]),
+        interrupted,
+    };
+    CallRecord {
+        call_id: call_id.into(),
+        tenant_id: tenant,
+        from: "+12025550142".into(),
+        to: "+12025550100".into(),
+        forwarded_from: "+12025550199".into(),
+        trunk: "loopback".into(),
+        codec: "pcmu".into(),
+        invite_at: invite,
+        answer_at: Some(at(2_000)),
+        end_at: at(77_000),
+        end_reason: "caller-bye".into(),
+        sip_status: 200,
+        cost_micros: 1_250,
+        turns: vec![
+            turn(TurnRole::Caller, "when are you open", 3_000, 4_500, false),
+            turn(TurnRole::Agent, "We are open Monday to", 5_100, 6_000, true),
+        ],
+    }
+}

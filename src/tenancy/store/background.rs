@@ -60,6 +60,7 @@ pub(crate) async fn replay_spool(inner: &StoreInner) -> bool {
     let Some(spool) = inner.spool.as_ref() else {
         return true;
     };
+    let _replaying = inner.replay_lock.lock().await;
     let paths = match spool.pending() {
         Ok(paths) => paths,
         Err(err) => {
@@ -67,6 +68,7 @@ pub(crate) async fn replay_spool(inner: &StoreInner) -> bool {
             return false;
         }
     };
+    let mut replayed = 0;
     for path in paths {
         let record = match spool.read(&path) {
             Ok(record) => record,
@@ -78,6 +80,7 @@ pub(crate) async fn replay_spool(inner: &StoreInner) -> bool {
         };
         match records::write_record(inner, &record).await {
             Ok(_) => {
+                replayed += 1;
                 if let Err(err) = spool.remove(&path) {
                     // Replaying it again is harmless: records are idempotent by Call-ID.
                     tracing::error!(error = %err, "cannot delete a replayed spool file");
@@ -97,7 +100,9 @@ pub(crate) async fn replay_spool(inner: &StoreInner) -> bool {
             }
         }
     }
-    tracing::info!("record spool replayed");
+    if replayed > 0 {
+        tracing::info!(replayed, "record spool replayed");
+    }
     true
 }
 

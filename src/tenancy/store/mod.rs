@@ -138,6 +138,8 @@ pub(crate) struct StoreInner {
     pub ledger: Ledger,
     pub spool: Option<Spool>,
     pub spool_wake: Arc<Notify>,
+    /// Serialises spool replays, so a file is never written and removed twice at once.
+    pub replay_lock: tokio::sync::Mutex<()>,
     pub api_requests: Mutex<HashMap<TenantId, i64>>,
     pub cancel: CancellationToken,
     pub tasks: TaskTracker,
@@ -246,6 +248,7 @@ impl Store {
             ledger: Ledger::default(),
             spool,
             spool_wake: Arc::new(Notify::new()),
+            replay_lock: tokio::sync::Mutex::new(()),
             api_requests: Mutex::new(HashMap::new()),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
