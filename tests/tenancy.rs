@@ -10,6 +10,8 @@ mod common;
 mod admission;
 #[path = "tenancy/cluster.rs"]
 mod cluster;
+#[path = "tenancy/isolation.rs"]
+mod isolation;
 #[path = "tenancy/records.rs"]
 mod records;
 #[path = "tenancy/routing.rs"]
