@@ -83,7 +83,10 @@ pub fn resolve_dialled(
         .filter_map(|entry| normalize_number(uri_of_header(entry), default_country))
         .collect();
 
-    for source in order.iter().filter_map(|name| NumberSource::from_setting(name)) {
+    for source in order
+        .iter()
+        .filter_map(|name| NumberSource::from_setting(name))
+    {
         let raw = match source {
             NumberSource::PCalledPartyId if trusted => sources.p_called_party_id,
             NumberSource::PCalledPartyId => None,
@@ -281,7 +284,10 @@ mod tests {
 
     #[test]
     fn header_uri_extraction() {
-        assert_eq!(uri_of_header("<tel:+1-202-555-0100>"), "tel:+1-202-555-0100");
+        assert_eq!(
+            uri_of_header("<tel:+1-202-555-0100>"),
+            "tel:+1-202-555-0100"
+        );
         assert_eq!(
             uri_of_header("\"A <b>\" <sip:+1@x>;tag=1"),
             "sip:+1@x",

@@ -13,6 +13,7 @@
 //!    CDR, turns and usage (or spools them while the database is down).
 
 mod admission;
+mod api;
 mod config;
 mod dialled;
 mod error;
@@ -26,13 +27,14 @@ mod spool;
 mod store;
 
 pub use admission::{Admission, CallSlot, RejectReason, Rejection};
+pub use api::{ApiState, OPENAPI_JSON, Problem, router};
 pub use config::{DatabaseConfig, TenancyConfig};
 pub use dialled::{Dialled, NumberSource, NumberSources, resolve_dialled};
 pub use error::TenancyError;
 pub use events::{CHANNEL_CAPACITY, EventBus, LiveEvent, LiveEventKind};
 pub use model::{
-    ApiKeyInfo, CreatedApiKey, NewTenant, PhoneNumber, Tenant, TenantId, TenantLimits,
-    TenantPatch, TenantStatus, TenantView, validate_tenant_name,
+    ApiKeyInfo, CreatedApiKey, NewTenant, PhoneNumber, Tenant, TenantId, TenantLimits, TenantPatch,
+    TenantStatus, TenantView, validate_tenant_name,
 };
 pub use number::normalize_number;
 pub use record::{

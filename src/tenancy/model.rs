@@ -160,7 +160,8 @@ pub struct TenantPatch {
 pub fn validate_tenant_name(name: &str) -> Result<(), TenancyError> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !first_ok || !rest_ok || name.len() > 63 {
         return Err(TenancyError::invalid(
             "name",
@@ -234,7 +235,16 @@ mod tests {
         for good in ["a", "acme", "corner-bakery", "shop_2", &"a".repeat(63)] {
             assert!(validate_tenant_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "Acme", "1shop", "-x", "a b", "ä", &"a".repeat(64), "a/b"] {
+        for bad in [
+            "",
+            "Acme",
+            "1shop",
+            "-x",
+            "a b",
+            "ä",
+            &"a".repeat(64),
+            "a/b",
+        ] {
             assert!(validate_tenant_name(bad).is_err(), "{bad}");
         }
     }
@@ -267,6 +277,9 @@ mod tests {
         };
         let json = serde_json::to_string(&tenant.view()).unwrap();
         assert!(!json.contains("sk-live-123"), "{json}");
-        assert!(json.contains("\"provider_keys_set\":[\"openai\"]"), "{json}");
+        assert!(
+            json.contains("\"provider_keys_set\":[\"openai\"]"),
+            "{json}"
+        );
     }
 }

@@ -261,7 +261,10 @@ mod tests {
 
     #[test]
     fn empty_country_accepts_only_international() {
-        assert_eq!(normalize_number("2025550100", "").as_deref(), Some("+2025550100"));
+        assert_eq!(
+            normalize_number("2025550100", "").as_deref(),
+            Some("+2025550100")
+        );
         assert_eq!(normalize_number("+12025550100", "").as_deref(), Some(DID));
         assert_eq!(normalize_number("0012025550100", "").as_deref(), Some(DID));
         assert_eq!(normalize_number("02079460000", ""), None);

@@ -126,8 +126,8 @@ fn check_language(tag: &str) -> Result<(), TenancyError> {
     let language = subtags.next().unwrap_or_default();
     let language_ok =
         (2..=8).contains(&language.len()) && language.chars().all(|c| c.is_ascii_alphabetic());
-    let rest_ok = subtags
-        .all(|s| (1..=8).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric()));
+    let rest_ok =
+        subtags.all(|s| (1..=8).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric()));
     if !language_ok || !rest_ok {
         return Err(TenancyError::invalid(
             field("language"),
@@ -137,7 +137,11 @@ fn check_language(tag: &str) -> Result<(), TenancyError> {
     Ok(())
 }
 
-fn check_chain(name: &str, chain: &Option<Vec<String>>, known: &[&str]) -> Result<(), TenancyError> {
+fn check_chain(
+    name: &str,
+    chain: &Option<Vec<String>>,
+    known: &[&str],
+) -> Result<(), TenancyError> {
     let Some(chain) = chain else { return Ok(()) };
     if chain.is_empty() {
         return Err(TenancyError::invalid(
@@ -175,7 +179,10 @@ fn check_list(name: &str, list: &Option<Vec<String>>) -> Result<(), TenancyError
         ));
     }
     if list.iter().any(|word| word.trim().is_empty()) {
-        return Err(TenancyError::invalid(field(name), "contains an empty entry"));
+        return Err(TenancyError::invalid(
+            field(name),
+            "contains an empty entry",
+        ));
     }
     list.iter().try_for_each(|word| check_text(name, word))
 }
@@ -221,7 +228,10 @@ impl ProviderKeys {
             if !KEYED_PROVIDERS.contains(&provider.as_str()) {
                 return Err(TenancyError::invalid(
                     format!("provider_keys.{provider}"),
-                    format!("unknown provider; use one of {}", KEYED_PROVIDERS.join(", ")),
+                    format!(
+                        "unknown provider; use one of {}",
+                        KEYED_PROVIDERS.join(", ")
+                    ),
                 ));
             }
             if key.trim().is_empty() || key.len() > 4_096 {

@@ -38,7 +38,10 @@ impl Spool {
         let mut pending = 0;
         for entry in fs::read_dir(&dir).map_err(|err| io_error(&dir, err))? {
             let path = entry.map_err(|err| io_error(&dir, err))?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             if name.ends_with(".tmp") {
                 // An append that crashed before its rename; the record was never acknowledged.
                 let _ = fs::remove_file(&path);

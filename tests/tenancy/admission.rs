@@ -1,11 +1,10 @@
 //! Admission: exact limits under bursts, every rejection's SIP response, and slots that come
 //! back to zero on every path a call can end by.
 
-
 use chrono::{Duration, Utc};
 use voicegate::tenancy::{
-    CallRecord, CallSlot, RejectReason, Rejection, Store, TenancyConfig, TenantLimits,
-    TenantPatch, TenantStatus,
+    CallRecord, CallSlot, RejectReason, Rejection, Store, TenancyConfig, TenantLimits, TenantPatch,
+    TenantStatus,
 };
 
 use super::common::{Backend, TestDb, both_backends, no_default_tenant, tenant};
@@ -95,9 +94,15 @@ async fn every_ending_path_frees_the_slot(backend: Backend) {
         // Ended by BYE, CANCEL or a failure response: the call layer releases explicitly.
         let explicit = store.admit(&tenant, &format!("bye-{round}")).await.unwrap();
         // The call task forgets to release: dropping the slot releases it.
-        let dropped = store.admit(&tenant, &format!("drop-{round}")).await.unwrap();
+        let dropped = store
+            .admit(&tenant, &format!("drop-{round}"))
+            .await
+            .unwrap();
         // The call task panics while holding the slot.
-        let crashing = store.admit(&tenant, &format!("panic-{round}")).await.unwrap();
+        let crashing = store
+            .admit(&tenant, &format!("panic-{round}"))
+            .await
+            .unwrap();
         assert_eq!(store.local_active_calls(tenant.id), 3);
 
         explicit.release().await;
@@ -110,7 +115,11 @@ async fn every_ending_path_frees_the_slot(backend: Backend) {
 
         store.settle().await;
         assert_eq!(store.local_active_calls(tenant.id), 0, "round {round}");
-        assert_eq!(store.active_calls(tenant.id).await.unwrap(), 0, "round {round}");
+        assert_eq!(
+            store.active_calls(tenant.id).await.unwrap(),
+            0,
+            "round {round}"
+        );
         assert_eq!(gauge(&name), 0, "round {round}");
     }
     let (slots, _) = burst(&store, &tenant, 10, "after").await;
@@ -136,14 +145,21 @@ async fn suspended_tenant_is_forbidden(backend: Backend) {
         rejection.reason_header(),
         "SIP;cause=403;text=\"tenant suspended\""
     );
-    assert_eq!(store.local_active_calls(tenant.id), 1, "rejection holds no slot");
+    assert_eq!(
+        store.local_active_calls(tenant.id),
+        1,
+        "rejection holds no slot"
+    );
 
     held.release().await;
     store
         .set_tenant_status("sleepy", TenantStatus::Active)
         .await
         .unwrap();
-    let resumed = store.admit(&tenant, "resumed").await.expect("resumed tenant");
+    let resumed = store
+        .admit(&tenant, "resumed")
+        .await
+        .expect("resumed tenant");
     resumed.release().await;
 }
 both_backends!(suspended, suspended_tenant_is_forbidden);
@@ -161,7 +177,11 @@ async fn over_limit_can_answer_unavailable(backend: Backend) {
     let rejection = store.admit(&tenant, "second").await.unwrap_err();
     assert_eq!(rejection.status, 503);
     assert_eq!(rejection.retry_after, Some(17));
-    assert!(rejection.headers().contains(&("Retry-After", "17".to_string())));
+    assert!(
+        rejection
+            .headers()
+            .contains(&("Retry-After", "17".to_string()))
+    );
     slot.release().await;
 }
 both_backends!(over_limit_unavailable, over_limit_can_answer_unavailable);
@@ -183,7 +203,11 @@ async fn monthly_calls_hold_under_burst(backend: Backend) {
         .unwrap();
     let (slots, rejections) = burst(&store, &tenant, 30, "month").await;
     assert_eq!(slots.len(), 7);
-    assert!(rejections.iter().all(|r| r.status == 403 && r.reason == RejectReason::MonthlyCalls));
+    assert!(
+        rejections
+            .iter()
+            .all(|r| r.status == 403 && r.reason == RejectReason::MonthlyCalls)
+    );
     for slot in slots {
         slot.release().await;
     }

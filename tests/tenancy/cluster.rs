@@ -21,7 +21,12 @@ fn tenancy() -> TenancyConfig {
     }
 }
 
-async fn admit_many(store: &Store, tenant: &Tenant, attempts: usize, prefix: &str) -> Vec<CallSlot> {
+async fn admit_many(
+    store: &Store,
+    tenant: &Tenant,
+    attempts: usize,
+    prefix: &str,
+) -> Vec<CallSlot> {
     let tasks: Vec<_> = (0..attempts)
         .map(|i| {
             let store = store.clone();
@@ -178,7 +183,12 @@ async fn two_processes_share_one_limit() {
     let tenant = tenant(&node_a, "processes", 15).await;
 
     let mut child = Command::new(std::env::current_exe().expect("test binary path"))
-        .args(["--exact", "cluster::cluster_child_node", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "cluster::cluster_child_node",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(CHILD_DB_URL, &db.config.url)
         .env(CHILD_SPOOL, db.dir.path().join("child-spool"))
         .env(CHILD_TENANT, "processes")
@@ -191,7 +201,9 @@ async fn two_processes_share_one_limit() {
     let mut child_in = child.stdin.take().expect("child stdin");
     wait_for_line(&mut child_out, "ready");
 
-    child_in.write_all(b"go\n").expect("child takes the start signal");
+    child_in
+        .write_all(b"go\n")
+        .expect("child takes the start signal");
     let own = admit_many(&node_a, &tenant, 40, "parent").await;
     let child_line = wait_for_line(&mut child_out, "admitted=");
     let child_admitted: usize = child_line

@@ -7,8 +7,8 @@ use std::str::FromStr;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
 use voicegate::tenancy::{
-    CallRecord, DatabaseConfig, NewTenant, Store, TenancyConfig, Tenant, TenantLimits,
-    TurnRecord, TurnRole,
+    CallRecord, DatabaseConfig, NewTenant, Store, TenancyConfig, Tenant, TenantLimits, TurnRecord,
+    TurnRole,
 };
 
 /// Where the tests find PostgreSQL.
@@ -57,11 +57,7 @@ impl TestDb {
             slow_query_ms: 1_000,
             timeout_ms: 5_000,
         };
-        TestDb {
-            config,
-            dir,
-            pg,
-        }
+        TestDb { config, dir, pg }
     }
 
     /// A call-taking store for `node`, migrated.

@@ -21,21 +21,41 @@ async fn api_reads_never_cross_tenants(backend: Backend) {
     let store = db.plain_store().await;
     let alpha = tenant(&store, "alpha", 0).await;
     let beta = tenant(&store, "beta", 0).await;
-    store.record_call(sample_record(alpha.id, "alpha-call")).await;
+    store
+        .record_call(sample_record(alpha.id, "alpha-call"))
+        .await;
     store.record_call(sample_record(beta.id, "beta-call")).await;
 
-    let alpha_calls = store.list_calls(alpha.id, &CallQuery::default()).await.unwrap();
+    let alpha_calls = store
+        .list_calls(alpha.id, &CallQuery::default())
+        .await
+        .unwrap();
     assert_eq!(alpha_calls.len(), 1);
     assert_eq!(alpha_calls[0].call_id, "alpha-call");
-    let beta_calls = store.list_calls(beta.id, &CallQuery::default()).await.unwrap();
+    let beta_calls = store
+        .list_calls(beta.id, &CallQuery::default())
+        .await
+        .unwrap();
     let beta_call_id = beta_calls[0].id;
 
-    assert!(store.call_detail(alpha.id, beta_call_id).await.unwrap().is_none());
+    assert!(
+        store
+            .call_detail(alpha.id, beta_call_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let by_call_id = CallQuery {
         call_id: Some("beta-call".into()),
         ..CallQuery::default()
     };
-    assert!(store.list_calls(alpha.id, &by_call_id).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_calls(alpha.id, &by_call_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let today = chrono::Utc::now().date_naive();
     let usage = store.usage(alpha.id, today, today).await.unwrap();
     assert_eq!(usage.len(), 1);
@@ -61,10 +81,15 @@ async fn fill_two_tenants(db: &TestDb) -> (TenantId, TenantId) {
     let store = db.plain_store().await;
     let alpha = tenant(&store, "alpha", 5).await;
     let beta = tenant(&store, "beta", 5).await;
-    for (name, id, number) in [("alpha", alpha.id, "+12025550100"), ("beta", beta.id, "+12025550111")] {
+    for (name, id, number) in [
+        ("alpha", alpha.id, "+12025550100"),
+        ("beta", beta.id, "+12025550111"),
+    ] {
         store.add_number(name, number, "").await.unwrap();
         store.create_key(name, "test").await.unwrap();
-        store.record_call(sample_record(id, &format!("{name}-call"))).await;
+        store
+            .record_call(sample_record(id, &format!("{name}-call")))
+            .await;
     }
     // Leases that stay behind after the store is gone.
     std::mem::forget(store.admit(&alpha, "alpha-live").await.unwrap());
@@ -96,7 +121,10 @@ async fn unfiltered_query_sees_only_own_tenant() {
             .fetch_one(&mut conn)
             .await
             .unwrap();
-        assert_eq!(foreign, 0, "even an explicit filter for the other tenant finds nothing");
+        assert_eq!(
+            foreign, 0,
+            "even an explicit filter for the other tenant finds nothing"
+        );
         conn.execute("COMMIT").await.unwrap();
     }
 }
@@ -107,7 +135,11 @@ async fn no_scope_sees_nothing() {
     fill_two_tenants(&db).await;
     let mut conn = app_connection(&db).await;
     for table in TENANT_TABLES {
-        assert_eq!(count_rows(&mut conn, table).await, 0, "{table} without a tenant");
+        assert_eq!(
+            count_rows(&mut conn, table).await,
+            0,
+            "{table} without a tenant"
+        );
     }
     // The setting is transaction-local: it does not leak into the next transaction on the
     // same pooled connection.

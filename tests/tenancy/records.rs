@@ -20,7 +20,10 @@ async fn record_writes_cdr_turns_usage(backend: Backend) {
     store.record_call(sample_record(shop.id, "call-1")).await;
     slot.release().await;
 
-    let calls = store.list_calls(shop.id, &CallQuery::default()).await.unwrap();
+    let calls = store
+        .list_calls(shop.id, &CallQuery::default())
+        .await
+        .unwrap();
     assert_eq!(calls.len(), 1);
     let call = &calls[0];
     assert_eq!(call.call_id, "call-1");
@@ -32,13 +35,20 @@ async fn record_writes_cdr_turns_usage(backend: Backend) {
     assert_eq!(call.sip_status, 200);
     assert_eq!(call.end_reason, "caller-bye");
 
-    let detail = store.call_detail(shop.id, call.id).await.unwrap().expect("detail");
+    let detail = store
+        .call_detail(shop.id, call.id)
+        .await
+        .unwrap()
+        .expect("detail");
     assert_eq!(detail.turns.len(), 2);
     assert_eq!(detail.turns[0].role, TurnRole::Caller);
     assert_eq!(detail.turns[0].text, "when are you open");
     assert_eq!(detail.turns[1].seq, 1);
     assert!(detail.turns[1].interrupted);
-    assert_eq!(detail.turns[1].latency_ms.get("llm_first_token"), Some(&420));
+    assert_eq!(
+        detail.turns[1].latency_ms.get("llm_first_token"),
+        Some(&420)
+    );
 
     let today = Utc::now().date_naive();
     let usage = store.usage(shop.id, today, today).await.unwrap();
@@ -50,7 +60,10 @@ async fn record_writes_cdr_turns_usage(backend: Backend) {
 
     // The same Call-ID again (a replayed spool file, a retried write) adds nothing.
     store.record_call(sample_record(shop.id, "call-1")).await;
-    let calls = store.list_calls(shop.id, &CallQuery::default()).await.unwrap();
+    let calls = store
+        .list_calls(shop.id, &CallQuery::default())
+        .await
+        .unwrap();
     assert_eq!(calls.len(), 1);
     let usage = store.usage(shop.id, today, today).await.unwrap();
     assert_eq!(usage[0].minutes, 2);
@@ -63,7 +76,9 @@ async fn call_listing_pages(backend: Backend) {
     let store = db.plain_store().await;
     let shop = tenant(&store, "shop", 0).await;
     for i in 0..7 {
-        store.record_call(sample_record(shop.id, &format!("page-{i}"))).await;
+        store
+            .record_call(sample_record(shop.id, &format!("page-{i}")))
+            .await;
     }
     let first = CallQuery {
         limit: Some(3),
@@ -145,11 +160,7 @@ fn through_proxy(config: &DatabaseConfig, port: u16) -> DatabaseConfig {
 
 fn pg_target(config: &DatabaseConfig) -> String {
     let url = url::Url::parse(&config.url).unwrap();
-    format!(
-        "{}:{}",
-        url.host_str().unwrap(),
-        url.port().unwrap_or(5432)
-    )
+    format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,11 +189,18 @@ async fn outage_spools_and_replays_in_order() {
     assert!(store.replay_spool().await);
     assert_eq!(store.spooled_records(), 0);
 
-    let mut calls = direct.list_calls(shop.id, &CallQuery::default()).await.unwrap();
+    let mut calls = direct
+        .list_calls(shop.id, &CallQuery::default())
+        .await
+        .unwrap();
     calls.reverse();
     let order: Vec<&str> = calls.iter().map(|c| c.call_id.as_str()).collect();
     assert_eq!(order, vec!["during-1", "during-2", "after"]);
-    let detail = direct.call_detail(shop.id, calls[0].id).await.unwrap().unwrap();
+    let detail = direct
+        .call_detail(shop.id, calls[0].id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(detail.turns.len(), 2, "turns survive the spool");
     store.close().await;
 }
@@ -200,7 +218,9 @@ async fn spool_survives_restart() {
         .unwrap();
     proxy.cut();
     for i in 0..4 {
-        first_run.record_call(sample_record(shop.id, &format!("kept-{i}"))).await;
+        first_run
+            .record_call(sample_record(shop.id, &format!("kept-{i}")))
+            .await;
     }
     assert_eq!(first_run.spooled_records(), 4);
     drop(first_run);
@@ -211,7 +231,10 @@ async fn spool_survives_restart() {
         .unwrap();
     assert_eq!(second_run.spooled_records(), 4, "the spool was reopened");
     assert!(second_run.replay_spool().await);
-    let calls = direct.list_calls(shop.id, &CallQuery::default()).await.unwrap();
+    let calls = direct
+        .list_calls(shop.id, &CallQuery::default())
+        .await
+        .unwrap();
     assert_eq!(calls.len(), 4);
     second_run.close().await;
 }
@@ -250,13 +273,18 @@ async fn locked_sqlite_spools_records() {
         });
     });
     locked_rx.recv().unwrap();
-    store.record_call(sample_record(shop.id, "while-locked")).await;
+    store
+        .record_call(sample_record(shop.id, "while-locked"))
+        .await;
     assert_eq!(store.spooled_records(), 1);
 
     release_tx.send(()).unwrap();
     locker.join().unwrap();
     assert!(store.replay_spool().await);
-    let calls = store.list_calls(shop.id, &CallQuery::default()).await.unwrap();
+    let calls = store
+        .list_calls(shop.id, &CallQuery::default())
+        .await
+        .unwrap();
     assert_eq!(calls.len(), 1);
     store.close().await;
 }

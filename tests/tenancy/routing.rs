@@ -3,8 +3,7 @@
 
 use voicegate::sip::TrunkConfig;
 use voicegate::tenancy::{
-    NumberSource, NumberSources, RejectReason, Store, TenancyConfig, TenancyError,
-    resolve_dialled,
+    NumberSource, NumberSources, RejectReason, Store, TenancyConfig, TenancyError, resolve_dialled,
 };
 
 use super::common::{Backend, TestDb, both_backends, tenant};
@@ -21,7 +20,10 @@ struct Invite {
 }
 
 fn invite(name: &str) -> Invite {
-    let path = format!("{}/tests/tenancy/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/tenancy/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).expect("fixture readable");
     let mut lines = text.split("\r\n");
     let request_line = lines.next().expect("request line");
@@ -56,14 +58,25 @@ fn resolve(invite: &Invite, trunk: &TrunkConfig) -> voicegate::tenancy::Dialled 
         p_called_party_id: invite.p_called_party_id.as_deref(),
         diversion: &invite.diversion,
     };
-    resolve_dialled(&sources, &trunk.number_from, trunk.trusted, &trunk.default_country)
+    resolve_dialled(
+        &sources,
+        &trunk.number_from,
+        trunk.trusted,
+        &trunk.default_country,
+    )
 }
 
 async fn two_tenants(store: &Store) {
     tenant(store, "tenant-a", 0).await;
     tenant(store, "tenant-b", 0).await;
-    store.add_number("tenant-a", TENANT_A, "").await.expect("number A");
-    store.add_number("tenant-b", TENANT_B, "").await.expect("number B");
+    store
+        .add_number("tenant-a", TENANT_A, "")
+        .await
+        .expect("number A");
+    store
+        .add_number("tenant-b", TENANT_B, "")
+        .await
+        .expect("number B");
 }
 
 async fn routed_name(store: &Store, number: Option<&str>) -> Option<String> {
@@ -105,8 +118,10 @@ async fn untrusted_trunk_uses_request_uri(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.plain_store().await;
     two_tenants(&store).await;
-    let mut trunk = TrunkConfig::default();
-    trunk.trusted = false;
+    let trunk = TrunkConfig {
+        trusted: false,
+        ..TrunkConfig::default()
+    };
     let mut forged = invite("invite-pcpid-diversion.sip");
     forged.p_called_party_id = Some(format!("<sip:{TENANT_B}@carrier.example.com>"));
     let dialled = resolve(&forged, &trunk);
@@ -137,8 +152,12 @@ async fn every_form_reaches_tenant_a(backend: Backend) {
             p_called_party_id: None,
             diversion: &[],
         };
-        let dialled =
-            resolve_dialled(&sources, &trunk.number_from, trunk.trusted, &trunk.default_country);
+        let dialled = resolve_dialled(
+            &sources,
+            &trunk.number_from,
+            trunk.trusted,
+            &trunk.default_country,
+        );
         let name = routed_name(&store, dialled.number.as_deref()).await;
         assert_eq!(name.as_deref(), Some("tenant-a"), "{form}");
     }
@@ -196,7 +215,12 @@ async fn provisioning_rejects_shared_numbers(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.plain_store().await;
     two_tenants(&store).await;
-    for form in ["2025550100", "+1 (202) 555-0100", "tel:+1-202-555-0100", "0012025550100"] {
+    for form in [
+        "2025550100",
+        "+1 (202) 555-0100",
+        "tel:+1-202-555-0100",
+        "0012025550100",
+    ] {
         let err = store
             .add_number("tenant-b", form, "1")
             .await
@@ -212,10 +236,19 @@ async fn provisioning_rejects_shared_numbers(backend: Backend) {
     let numbers = store.list_numbers(None).await.unwrap();
     assert_eq!(numbers.len(), 2);
 
-    let err = store.add_number("tenant-a", "front-desk", "1").await.unwrap_err();
+    let err = store
+        .add_number("tenant-a", "front-desk", "1")
+        .await
+        .unwrap_err();
     assert!(matches!(err, TenancyError::Invalid { ref field, .. } if field == "number"));
-    let err = store.add_number("nobody", "+12025550122", "").await.unwrap_err();
-    assert!(matches!(err, TenancyError::NotFound { kind: "tenant", .. }), "{err}");
+    let err = store
+        .add_number("nobody", "+12025550122", "")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TenancyError::NotFound { kind: "tenant", .. }),
+        "{err}"
+    );
 }
 both_backends!(shared_numbers, provisioning_rejects_shared_numbers);
 
@@ -223,11 +256,20 @@ async fn removed_number_stops_routing(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.plain_store().await;
     two_tenants(&store).await;
-    let err = store.remove_number(Some("tenant-b"), TENANT_A).await.unwrap_err();
+    let err = store
+        .remove_number(Some("tenant-b"), TENANT_A)
+        .await
+        .unwrap_err();
     assert!(matches!(err, TenancyError::NotFound { .. }), "{err}");
-    store.remove_number(Some("tenant-a"), TENANT_A).await.expect("owner removes");
+    store
+        .remove_number(Some("tenant-a"), TENANT_A)
+        .await
+        .expect("owner removes");
     assert_eq!(routed_name(&store, Some(TENANT_A)).await, None);
-    store.add_number("tenant-b", "2025550100", "1").await.expect("number is free now");
+    store
+        .add_number("tenant-b", "2025550100", "1")
+        .await
+        .expect("number is free now");
     assert_eq!(
         routed_name(&store, Some(TENANT_A)).await.as_deref(),
         Some("tenant-b")

@@ -138,7 +138,9 @@ mod tests {
         assert!(ledger.remove(tenant, id));
         assert!(!ledger.remove(tenant, id), "second release is a no-op");
         assert_eq!(ledger.active(tenant), 0);
-        let gauge = metrics::ACTIVE_CALLS.with_label_values(&["ledger-remove"]).get();
+        let gauge = metrics::ACTIVE_CALLS
+            .with_label_values(&["ledger-remove"])
+            .get();
         assert_eq!(gauge, 0);
         assert!(ledger.try_reserve(tenant, "ledger-remove", 1).is_some());
     }
@@ -147,7 +149,11 @@ mod tests {
     fn zero_limit_means_unlimited() {
         let ledger = Ledger::default();
         for _ in 0..1_000 {
-            assert!(ledger.try_reserve(TenantId(3), "ledger-unlimited", 0).is_some());
+            assert!(
+                ledger
+                    .try_reserve(TenantId(3), "ledger-unlimited", 0)
+                    .is_some()
+            );
         }
         assert_eq!(ledger.active(TenantId(3)), 1_000);
     }

@@ -97,7 +97,10 @@ impl Store {
     pub async fn admit(&self, tenant: &Tenant, call_id: &str) -> Result<CallSlot, Rejection> {
         let retry_after = self.inner.tenancy.retry_after_secs;
         if self.inner.node.is_none() {
-            tracing::error!(call_id, "admission on a store opened without a node identity");
+            tracing::error!(
+                call_id,
+                "admission on a store opened without a node identity"
+            );
             return Err(Rejection::unavailable(retry_after));
         }
         let period = Period::at(Utc::now());
@@ -110,7 +113,13 @@ impl Store {
                 metrics::ADMITTED.with_label_values(&[&tenant.name]).inc();
                 tracing::debug!(call_id, tenant = %tenant.name, active, "call admitted");
                 let inner = self.inner.clone();
-                return Ok(CallSlot::new(inner, tenant.id, &tenant.name, slot_id, call_id));
+                return Ok(CallSlot::new(
+                    inner,
+                    tenant.id,
+                    &tenant.name,
+                    slot_id,
+                    call_id,
+                ));
             }
             Ok(Outcome::Rejected(reason)) => reason,
             Err(err) => {
@@ -162,8 +171,9 @@ fn rejection_for(reason: RejectReason, tenancy: &super::TenancyConfig) -> Reject
 /// Counts a rejection and logs it, at most once a second per tenant and reason so that a
 /// burst of rejected INVITEs cannot flood the log.
 fn note_rejection(tenant: &str, call_id: &str, reason: RejectReason) {
-    static LAST_LOGGED: LazyLock<Mutex<HashMap<(String, &'static str), (Instant, u64)>>> =
-        LazyLock::new(|| Mutex::new(HashMap::new()));
+    /// Last log time and rejections not logged since, by tenant and reason.
+    type LogState = HashMap<(String, &'static str), (Instant, u64)>;
+    static LAST_LOGGED: LazyLock<Mutex<LogState>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
     metrics::REJECTED
         .with_label_values(&[tenant, reason.as_str()])
@@ -230,15 +240,24 @@ mod tests {
     #[test]
     fn rejection_mapping() {
         let mut tenancy = super::super::TenancyConfig::default();
-        assert_eq!(rejection_for(RejectReason::Concurrency, &tenancy).status, 486);
+        assert_eq!(
+            rejection_for(RejectReason::Concurrency, &tenancy).status,
+            486
+        );
         tenancy.over_limit = "unavailable".into();
         let over = rejection_for(RejectReason::Concurrency, &tenancy);
         assert_eq!(over.status, 503);
         assert_eq!(over.retry_after, Some(tenancy.retry_after_secs));
         assert_eq!(rejection_for(RejectReason::Suspended, &tenancy).status, 403);
-        assert_eq!(rejection_for(RejectReason::MonthlyCalls, &tenancy).status, 403);
+        assert_eq!(
+            rejection_for(RejectReason::MonthlyCalls, &tenancy).status,
+            403
+        );
         assert_eq!(rejection_for(RejectReason::NoRoute, &tenancy).status, 404);
-        assert_eq!(rejection_for(RejectReason::Unavailable, &tenancy).status, 503);
+        assert_eq!(
+            rejection_for(RejectReason::Unavailable, &tenancy).status,
+            503
+        );
     }
 
     #[test]

@@ -13,7 +13,10 @@ pub(super) async fn admit(
     period: Period,
 ) -> Result<Outcome, TenancyError> {
     let Db::Postgres(pool) = &inner.db else {
-        return Err(TenancyError::invalid("database.url", "not a PostgreSQL database"));
+        return Err(TenancyError::invalid(
+            "database.url",
+            "not a PostgreSQL database",
+        ));
     };
     let lease_secs = i64::try_from(inner.tenancy.lease_secs).unwrap_or(i64::MAX);
     let row: (String, Option<i64>, i64) = inner
@@ -53,7 +56,10 @@ pub(super) async fn admit(
         ("concurrency", _) => RejectReason::Concurrency,
         ("not_found", _) => RejectReason::NoRoute,
         (other, _) => {
-            tracing::error!(outcome = other, "voicegate_admit returned an unknown outcome");
+            tracing::error!(
+                outcome = other,
+                "voicegate_admit returned an unknown outcome"
+            );
             RejectReason::Unavailable
         }
     };

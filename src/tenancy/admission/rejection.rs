@@ -130,7 +130,13 @@ impl Rejection {
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} ({})", self.status, self.reason_phrase(), self.reason.text())
+        write!(
+            f,
+            "{} {} ({})",
+            self.status,
+            self.reason_phrase(),
+            self.reason.text()
+        )
     }
 }
 
@@ -145,7 +151,10 @@ mod tests {
         assert_eq!(rejection.reason_phrase(), "Busy Here");
         assert_eq!(
             rejection.headers(),
-            vec![("Reason", "SIP;cause=486;text=\"tenant call limit reached\"".to_string())]
+            vec![(
+                "Reason",
+                "SIP;cause=486;text=\"tenant call limit reached\"".to_string()
+            )]
         );
     }
 

@@ -41,7 +41,9 @@ pub(super) async fn admit(
     let Some((slot_id, active)) = inner.ledger.try_reserve(tenant.id, &tenant.name, limit) else {
         // Suspension and monthly limits take precedence over the concurrency limit.
         let reason = explain(inner, tenant, period).await?;
-        return Ok(Outcome::Rejected(reason.unwrap_or(RejectReason::Concurrency)));
+        return Ok(Outcome::Rejected(
+            reason.unwrap_or(RejectReason::Concurrency),
+        ));
     };
 
     let counted = db_op!(inner, "admit", Scope::Tenant(tenant.id), conn, |conn| {
@@ -76,15 +78,20 @@ async fn explain(
     tenant: &Tenant,
     period: Period,
 ) -> Result<Option<RejectReason>, TenancyError> {
-    let row: Option<(String, i64, i64, i64, i64)> =
-        db_op!(inner, "admit_explain", Scope::Tenant(tenant.id), conn, |conn| {
+    let row: Option<(String, i64, i64, i64, i64)> = db_op!(
+        inner,
+        "admit_explain",
+        Scope::Tenant(tenant.id),
+        conn,
+        |conn| {
             sqlx::query_as(LIMIT_STATE)
                 .bind(tenant.id.0)
                 .bind(period.month_start)
                 .bind(period.month_end)
                 .fetch_optional(&mut *conn)
                 .await?
-        })?;
+        }
+    )?;
     let Some((status, call_limit, minute_limit, calls, minutes)) = row else {
         return Ok(Some(RejectReason::NoRoute));
     };

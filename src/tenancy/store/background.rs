@@ -32,7 +32,10 @@ async fn spool_task(weak: Weak<StoreInner>, cancel: CancellationToken) {
     let mut backoff = REPLAY_BACKOFF_MIN;
     loop {
         let Some(inner) = weak.upgrade() else { return };
-        let pending = inner.spool.as_ref().map_or(0, |spool| spool.pending_count());
+        let pending = inner
+            .spool
+            .as_ref()
+            .map_or(0, |spool| spool.pending_count());
         let wait = if pending == 0 {
             backoff = REPLAY_BACKOFF_MIN;
             REPLAY_BACKOFF_MAX

@@ -53,6 +53,16 @@ impl From<KeyRow> for ApiKeyInfo {
     }
 }
 
+/// The columns of `api_keys` that authentication needs.
+#[derive(sqlx::FromRow)]
+struct KeySecretRow {
+    id: i64,
+    tenant_id: i64,
+    hash: String,
+    revoked_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
 fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
@@ -80,7 +90,11 @@ fn generate_key() -> String {
 
 impl Store {
     /// Creates an API key for the tenant named `tenant`. The returned key is the only copy.
-    pub async fn create_key(&self, tenant: &str, name: &str) -> Result<CreatedApiKey, TenancyError> {
+    pub async fn create_key(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<CreatedApiKey, TenancyError> {
         if name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(TenancyError::invalid(
                 "name",
@@ -103,7 +117,12 @@ impl Store {
         ))
     }
 
-    async fn insert_key(&self, tenant: &str, name: &str, key: &str) -> Result<ApiKeyInfo, TenancyError> {
+    async fn insert_key(
+        &self,
+        tenant: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<ApiKeyInfo, TenancyError> {
         let prefix = key_prefix(key).unwrap_or_default();
         let hash = hash_key(key);
         let row: KeyRow = db_op!(self.inner, "create_key", Scope::Admin, tx, |conn| {
@@ -132,12 +151,14 @@ impl Store {
 
     /// Keys of the tenant named `tenant`, newest first, without secrets.
     pub async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKeyInfo>, TenancyError> {
-        let rows: Option<Vec<KeyRow>> = db_op!(self.inner, "list_keys", Scope::Admin, conn, |conn| {
-            let owner: Option<(i64,)> = sqlx::query_as("SELECT id FROM tenants WHERE name = $1")
-                .bind(tenant)
-                .fetch_optional(&mut *conn)
-                .await?;
-            match owner {
+        let rows: Option<Vec<KeyRow>> =
+            db_op!(self.inner, "list_keys", Scope::Admin, conn, |conn| {
+                let owner: Option<(i64,)> =
+                    sqlx::query_as("SELECT id FROM tenants WHERE name = $1")
+                        .bind(tenant)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                match owner {
                 None => None,
                 Some((tenant_id,)) => Some(
                     sqlx::query_as(
@@ -149,7 +170,7 @@ impl Store {
                     .await?,
                 ),
             }
-        })?;
+            })?;
         let rows = rows.ok_or_else(|| TenancyError::not_found("tenant", tenant))?;
         Ok(rows.into_iter().map(ApiKeyInfo::from).collect())
     }
@@ -189,35 +210,44 @@ impl Store {
         let Some(prefix) = key_prefix(key) else {
             return Ok(None);
         };
-        let found: Option<(i64, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, TenantRow)> =
+        let found: Option<(KeySecretRow, TenantRow)> =
             db_op!(self.inner, "authenticate", Scope::Admin, conn, |conn| {
-                let key_row: Option<(i64, i64, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
-                    sqlx::query_as(
-                        "SELECT id, tenant_id, hash, revoked_at, last_used_at
-                         FROM api_keys WHERE prefix = $1",
-                    )
-                    .bind(prefix)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+                let key_row: Option<KeySecretRow> = sqlx::query_as(
+                    "SELECT id, tenant_id, hash, revoked_at, last_used_at
+                     FROM api_keys WHERE prefix = $1",
+                )
+                .bind(prefix)
+                .fetch_optional(&mut *conn)
+                .await?;
                 match key_row {
                     None => None,
-                    Some((id, tenant_id, hash, revoked_at, last_used_at)) => {
+                    Some(key_row) => {
                         let tenant: TenantRow = sqlx::query_as(concat!(
                             "SELECT ",
                             tenant_columns!(t),
                             " FROM tenants t WHERE t.id = $1"
                         ))
-                        .bind(tenant_id)
+                        .bind(key_row.tenant_id)
                         .fetch_one(&mut *conn)
                         .await?;
-                        Some((id, hash, revoked_at, last_used_at, tenant))
+                        Some((key_row, tenant))
                     }
                 }
             })?;
-        let Some((key_id, stored_hash, revoked_at, last_used_at, tenant)) = found else {
+        let Some((key_row, tenant)) = found else {
             return Ok(None);
         };
-        let matches: bool = hash_key(key).as_bytes().ct_eq(stored_hash.as_bytes()).into();
+        let KeySecretRow {
+            id: key_id,
+            hash: stored_hash,
+            revoked_at,
+            last_used_at,
+            ..
+        } = key_row;
+        let matches: bool = hash_key(key)
+            .as_bytes()
+            .ct_eq(stored_hash.as_bytes())
+            .into();
         if !matches || revoked_at.is_some() {
             return Ok(None);
         }

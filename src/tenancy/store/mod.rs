@@ -48,7 +48,10 @@ pub(crate) fn scope_begin(scope: Scope) -> sqlx::AssertSqlSafe<String> {
     // Only an integer or a constant is formatted into the statement, so it cannot be injected.
     let sql = match scope {
         Scope::Tenant(id) => {
-            format!("BEGIN; SELECT set_config('app.tenant_id', '{}', true)", id.0)
+            format!(
+                "BEGIN; SELECT set_config('app.tenant_id', '{}', true)",
+                id.0
+            )
         }
         Scope::Admin => "BEGIN; SELECT set_config('app.admin', 'on', true)".to_string(),
     };
@@ -171,7 +174,11 @@ impl StoreInner {
             .observe(elapsed.as_secs_f64());
         if elapsed >= self.slow {
             metrics::DB_SLOW.with_label_values(&[op]).inc();
-            tracing::warn!(op, elapsed_ms = elapsed.as_millis() as u64, "slow database operation");
+            tracing::warn!(
+                op,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "slow database operation"
+            );
         }
         result
     }
@@ -215,7 +222,11 @@ impl Store {
         };
         let store = Self::open(db, tenancy, Some(node), Some(spool)).await?;
         background::start(&store.inner);
-        tracing::info!(node = node_id, backend = store.backend_name(), "tenancy store connected");
+        tracing::info!(
+            node = node_id,
+            backend = store.backend_name(),
+            "tenancy store connected"
+        );
         Ok(store)
     }
 

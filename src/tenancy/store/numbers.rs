@@ -171,6 +171,9 @@ mod tests {
     #[test]
     fn parse_number_uses_country() {
         assert_eq!(parse_number("2025550100", "1").unwrap(), "+12025550100");
-        assert_eq!(parse_number("+44 20 7946 0000", "").unwrap(), "+442079460000");
+        assert_eq!(
+            parse_number("+44 20 7946 0000", "").unwrap(),
+            "+442079460000"
+        );
     }
 }

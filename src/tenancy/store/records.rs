@@ -58,18 +58,25 @@ impl Store {
     ) -> Result<Vec<CallSummary>, TenancyError> {
         let before = query.before.unwrap_or(i64::MAX);
         let call_id = query.call_id.as_deref();
-        db_op!(self.inner, "list_calls", Scope::Tenant(tenant), conn, |conn| {
-            let mut sql = QueryBuilder::new(format!("SELECT {CALL_COLUMNS} FROM calls WHERE "));
-            sql.push("tenant_id = ").push_bind(tenant.0);
-            sql.push(" AND id < ").push_bind(before);
-            if let Some(call_id) = call_id {
-                sql.push(" AND call_id = ").push_bind(call_id);
+        db_op!(
+            self.inner,
+            "list_calls",
+            Scope::Tenant(tenant),
+            conn,
+            |conn| {
+                let mut sql = QueryBuilder::new(format!("SELECT {CALL_COLUMNS} FROM calls WHERE "));
+                sql.push("tenant_id = ").push_bind(tenant.0);
+                sql.push(" AND id < ").push_bind(before);
+                if let Some(call_id) = call_id {
+                    sql.push(" AND call_id = ").push_bind(call_id);
+                }
+                sql.push(" ORDER BY id DESC LIMIT ")
+                    .push_bind(query.page_size());
+                sql.build_query_as::<CallSummary>()
+                    .fetch_all(&mut *conn)
+                    .await?
             }
-            sql.push(" ORDER BY id DESC LIMIT ").push_bind(query.page_size());
-            sql.build_query_as::<CallSummary>()
-                .fetch_all(&mut *conn)
-                .await?
-        })
+        )
     }
 
     /// One call of `tenant` with its turns; `None` when the id does not exist or belongs to
@@ -79,33 +86,39 @@ impl Store {
         tenant: TenantId,
         id: i64,
     ) -> Result<Option<CallDetail>, TenancyError> {
-        db_op!(self.inner, "call_detail", Scope::Tenant(tenant), conn, |conn| {
-            let call: Option<CallSummary> = sqlx::query_as(
-                "SELECT id, call_id, from_number, to_number, forwarded_from, trunk, node_id,
+        db_op!(
+            self.inner,
+            "call_detail",
+            Scope::Tenant(tenant),
+            conn,
+            |conn| {
+                let call: Option<CallSummary> = sqlx::query_as(
+                    "SELECT id, call_id, from_number, to_number, forwarded_from, trunk, node_id,
                         codec, invite_at, answer_at, end_at, duration_ms, end_reason,
                         sip_status, cost_micros
                  FROM calls WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.0)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            match call {
-                None => None,
-                Some(call) => {
-                    let rows: Vec<TurnRow> = sqlx::query_as(
-                        "SELECT seq, role, text, started_at, ended_at, latency_ms, interrupted
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                match call {
+                    None => None,
+                    Some(call) => {
+                        let rows: Vec<TurnRow> = sqlx::query_as(
+                            "SELECT seq, role, text, started_at, ended_at, latency_ms, interrupted
                          FROM turns WHERE tenant_id = $1 AND call_pk = $2 ORDER BY seq",
-                    )
-                    .bind(tenant.0)
-                    .bind(call.id)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                    let turns = rows.into_iter().map(TurnRow::into_turn).collect();
-                    Some(CallDetail { call, turns })
+                        )
+                        .bind(tenant.0)
+                        .bind(call.id)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                        let turns = rows.into_iter().map(TurnRow::into_turn).collect();
+                        Some(CallDetail { call, turns })
+                    }
                 }
             }
-        })
+        )
     }
 
     /// Daily usage of `tenant` from `from` to `to`, both included.
@@ -141,7 +154,10 @@ impl Store {
 
     /// Records waiting in the local spool.
     pub fn spooled_records(&self) -> usize {
-        self.inner.spool.as_ref().map_or(0, |spool| spool.pending_count())
+        self.inner
+            .spool
+            .as_ref()
+            .map_or(0, |spool| spool.pending_count())
     }
 
     /// Tries to write the spooled records now; returns true when the spool is empty.

@@ -115,7 +115,11 @@ impl Store {
     }
 
     /// Applies a change to the tenant named `name`.
-    pub async fn update_tenant(&self, name: &str, patch: TenantPatch) -> Result<Tenant, TenancyError> {
+    pub async fn update_tenant(
+        &self,
+        name: &str,
+        patch: TenantPatch,
+    ) -> Result<Tenant, TenancyError> {
         if let Some(plan) = &patch.plan {
             validate_plan(plan)?;
         }
@@ -126,11 +130,14 @@ impl Store {
                 .bind(name)
                 .execute(&mut *conn)
                 .await?;
-            let current: Option<TenantRow> =
-                sqlx::query_as(concat!("SELECT ", tenant_columns!(t), " FROM tenants t WHERE t.name = $1"))
-                    .bind(name)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+            let current: Option<TenantRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                tenant_columns!(t),
+                " FROM tenants t WHERE t.name = $1"
+            ))
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
             let Some(current) = current else {
                 return Err(TenancyError::not_found("tenant", name));
             };
@@ -173,33 +180,48 @@ impl Store {
 
     /// Looks a tenant up by name.
     pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, TenancyError> {
-        let row: Option<TenantRow> = db_op!(self.inner, "tenant_by_name", Scope::Admin, conn, |conn| {
-            sqlx::query_as(concat!("SELECT ", tenant_columns!(t), " FROM tenants t WHERE t.name = $1"))
+        let row: Option<TenantRow> =
+            db_op!(self.inner, "tenant_by_name", Scope::Admin, conn, |conn| {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    tenant_columns!(t),
+                    " FROM tenants t WHERE t.name = $1"
+                ))
                 .bind(name)
                 .fetch_optional(&mut *conn)
                 .await?
-        })?;
+            })?;
         Ok(row.map(TenantRow::into_tenant))
     }
 
     /// Looks a tenant up by id, within that tenant's scope.
     pub async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>, TenancyError> {
-        let row: Option<TenantRow> = db_op!(self.inner, "tenant", Scope::Tenant(id), conn, |conn| {
-            sqlx::query_as(concat!("SELECT ", tenant_columns!(t), " FROM tenants t WHERE t.id = $1"))
+        let row: Option<TenantRow> =
+            db_op!(self.inner, "tenant", Scope::Tenant(id), conn, |conn| {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    tenant_columns!(t),
+                    " FROM tenants t WHERE t.id = $1"
+                ))
                 .bind(id.0)
                 .fetch_optional(&mut *conn)
                 .await?
-        })?;
+            })?;
         Ok(row.map(TenantRow::into_tenant))
     }
 
     /// Every tenant, by name.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, TenancyError> {
-        let rows: Vec<TenantRow> = db_op!(self.inner, "list_tenants", Scope::Admin, conn, |conn| {
-            sqlx::query_as(concat!("SELECT ", tenant_columns!(t), " FROM tenants t ORDER BY t.name"))
+        let rows: Vec<TenantRow> =
+            db_op!(self.inner, "list_tenants", Scope::Admin, conn, |conn| {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    tenant_columns!(t),
+                    " FROM tenants t ORDER BY t.name"
+                ))
                 .fetch_all(&mut *conn)
                 .await?
-        })?;
+            })?;
         Ok(rows.into_iter().map(TenantRow::into_tenant).collect())
     }
 
@@ -304,7 +326,10 @@ fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
         if value.is_null() {
             object.remove(key);
         } else {
-            merge_patch(object.entry(key.clone()).or_insert(serde_json::Value::Null), value);
+            merge_patch(
+                object.entry(key.clone()).or_insert(serde_json::Value::Null),
+                value,
+            );
         }
     }
 }
@@ -367,7 +392,10 @@ mod tests {
             ..TenantPatch::default()
         };
         let err = apply_patch(tenant(), &patch).unwrap_err();
-        assert!(err.to_string().contains("settings.answer_delay_ms"), "{err}");
+        assert!(
+            err.to_string().contains("settings.answer_delay_ms"),
+            "{err}"
+        );
         let unknown = TenantPatch {
             settings: Some(json!({"colour": "red"})),
             ..TenantPatch::default()
