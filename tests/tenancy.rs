@@ -8,6 +8,8 @@
 mod admission;
 #[path = "tenancy/api.rs"]
 mod api;
+#[path = "tenancy/cli.rs"]
+mod cli;
 #[path = "tenancy/cluster.rs"]
 mod cluster;
 #[path = "tenancy/common.rs"]
