@@ -9,7 +9,7 @@ use crate::config::Config;
 /// `voicegate key`.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
-    /// What to do.
+    /// Subcommand to run.
     #[command(subcommand)]
     pub command: KeyCommand,
     /// Print JSON instead of text.

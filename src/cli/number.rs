@@ -10,7 +10,7 @@ use crate::tenancy::PhoneNumber;
 /// `voicegate number`.
 #[derive(Debug, Args)]
 pub struct NumberArgs {
-    /// What to do.
+    /// Subcommand to run.
     #[command(subcommand)]
     pub command: NumberCommand,
     /// Print JSON instead of text.

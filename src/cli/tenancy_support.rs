@@ -1,5 +1,5 @@
-//! What the tenant, number, key and migrate subcommands share: a runtime, a store, error
-//! mapping and output.
+//! Helpers shared by the tenant, number, key and migrate subcommands: a runtime, a store,
+//! error mapping and output.
 
 use std::future::Future;
 

@@ -12,7 +12,7 @@ use crate::tenancy::{NewTenant, Tenant, TenantLimits, TenantSettings, TenantStat
 /// `voicegate tenant`.
 #[derive(Debug, Args)]
 pub struct TenantArgs {
-    /// What to do.
+    /// Subcommand to run.
     #[command(subcommand)]
     pub command: TenantCommand,
     /// Print JSON instead of text.

@@ -15,7 +15,7 @@ pub enum TenancyError {
     /// A named object does not exist (or belongs to another tenant).
     #[error("{kind} `{key}` not found")]
     NotFound {
-        /// What was looked up: `tenant`, `number`, `key`, `call`.
+        /// Kind of object looked up: `tenant`, `number`, `key`, `call`.
         kind: &'static str,
         /// The name, number or id that was looked up.
         key: String,
@@ -28,7 +28,7 @@ pub enum TenancyError {
     Invalid {
         /// Dotted name of the field or argument.
         field: String,
-        /// What is wrong and what would be accepted.
+        /// The problem with the value and what would be accepted.
         message: String,
     },
     /// Reading or writing the record spool failed.

@@ -1,7 +1,7 @@
 //! The in-process event bus behind the live event stream (`GET /v1/events`).
 //!
 //! The call layer publishes what happens in a call; each tenant's subscribers receive only that
-//! tenant's events. Publishing never blocks: events for a tenant nobody watches are dropped,
+//! tenant's events. Publishing never blocks: events for a tenant without subscribers are dropped,
 //! and a subscriber that falls more than [`CHANNEL_CAPACITY`] events behind skips the oldest
 //! and is told how many it missed.
 
@@ -32,7 +32,7 @@ pub struct LiveEvent {
 }
 
 impl LiveEvent {
-    /// An event that happens now.
+    /// Builds an event stamped with the current time.
     pub fn now(call_id: impl Into<String>, kind: LiveEventKind) -> LiveEvent {
         LiveEvent {
             call_id: call_id.into(),
@@ -41,7 +41,7 @@ impl LiveEvent {
         }
     }
 
-    /// The SSE event name: `call_started`, `transcript`, ...
+    /// Returns the SSE event name: `call_started`, `transcript`, ...
     pub fn name(&self) -> &'static str {
         match self.kind {
             LiveEventKind::CallStarted { .. } => "call_started",
@@ -85,7 +85,7 @@ pub enum LiveEventKind {
     },
     /// The call ended.
     CallEnded {
-        /// Why (`caller-bye`, `agent-bye`, `media-timeout`, ...).
+        /// Reason the call ended (`caller-bye`, `agent-bye`, `media-timeout`, ...).
         reason: String,
         /// Answered time in milliseconds.
         duration_ms: i64,

@@ -117,7 +117,7 @@ pub static SPOOL_PENDING: LazyLock<IntGauge> = LazyLock::new(|| {
     register(metric)
 });
 
-/// Admin API requests, by route and status.
+/// Admin and tenant API requests, by HTTP status.
 pub static API_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "voicegate_api_requests_total",

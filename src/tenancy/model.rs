@@ -1,4 +1,4 @@
-//! Tenants, their limits, numbers and API keys as the rest of voicegate sees them.
+//! Tenants, their limits, numbers and API keys, as the rest of voicegate uses them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -85,7 +85,7 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    /// The public view of the tenant, without provider keys.
+    /// Returns the public view of the tenant, without provider keys.
     pub fn view(&self) -> TenantView {
         TenantView {
             id: self.id,

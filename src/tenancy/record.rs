@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::TenantId;
 
-/// Who spoke a turn.
+/// Speaker of a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TurnRole {
@@ -54,7 +54,7 @@ pub struct TurnRecord {
     pub interrupted: bool,
 }
 
-/// What the call layer reports when a call ends. Written once per Call-ID and tenant.
+/// Facts of an ended call, reported by the call layer. Written once per Call-ID and tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     /// SIP Call-ID.
@@ -77,7 +77,7 @@ pub struct CallRecord {
     pub answer_at: Option<DateTime<Utc>>,
     /// When the call ended.
     pub end_at: DateTime<Utc>,
-    /// Why it ended (`caller-bye`, `agent-bye`, `cancel`, `media-timeout`, `rejected`, ...).
+    /// Reason the call ended (`caller-bye`, `agent-bye`, `cancel`, `media-timeout`, `rejected`, ...).
     pub end_reason: String,
     /// Final SIP status of the INVITE (200 when answered).
     pub sip_status: u16,
@@ -132,7 +132,7 @@ pub struct CallSummary {
     pub end_at: DateTime<Utc>,
     /// Answered time in milliseconds.
     pub duration_ms: i64,
-    /// Why it ended.
+    /// Reason the call ended.
     pub end_reason: String,
     /// Final SIP status.
     pub sip_status: i64,

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::error::TenancyError;
 use crate::ai::{IntentConfig, LLM_NAMES, STT_NAMES, TTS_NAMES};
 
-/// Longest greeting, prompt or other free text accepted, in characters.
+/// Maximum length of a greeting, prompt or other free text, in characters.
 const MAX_TEXT_CHARS: usize = 20_000;
-/// Longest word list accepted (keywords, backchannels).
+/// Maximum entries of a word list (keywords, backchannels).
 const MAX_LIST_ITEMS: usize = 500;
 /// Most scripted-agent intents accepted.
 const MAX_INTENTS: usize = 200;

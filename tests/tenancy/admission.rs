@@ -291,3 +291,58 @@ async fn admin_store_cannot_admit(backend: Backend) {
     assert_eq!(rejection.status, 503);
 }
 both_backends!(admin_store, admin_store_cannot_admit);
+
+async fn many_calls_leave_nothing_behind(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.plain_store().await;
+    let name = format!("soak-{backend:?}").to_lowercase();
+    let tenant = tenant(&store, &name, 4).await;
+    let calls = match backend {
+        Backend::Sqlite => 2_000,
+        Backend::Postgres => 400,
+    };
+
+    // A fixed xorshift sequence picks how each call ends, so a failure replays exactly.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut held: Vec<CallSlot> = Vec::new();
+    for i in 0..calls {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        if held.len() == 4 {
+            let slot = held.remove((state % 4) as usize);
+            match state % 3 {
+                0 => slot.release().await,
+                1 => drop(slot),
+                _ => {
+                    let task = tokio::spawn(async move {
+                        let _slot = slot;
+                        panic!("call task crashed");
+                    });
+                    assert!(task.await.unwrap_err().is_panic());
+                }
+            }
+            // A dropped slot's lease is deleted by a background task on PostgreSQL.
+            store.settle().await;
+        }
+        held.push(
+            store
+                .admit(&tenant, &format!("soak-{i}"))
+                .await
+                .expect("a slot is free"),
+        );
+    }
+    for slot in held {
+        slot.release().await;
+    }
+    store.settle().await;
+
+    assert_eq!(store.local_active_calls(tenant.id), 0);
+    assert_eq!(store.active_calls(tenant.id).await.unwrap(), 0);
+    assert_eq!(gauge(&name), 0);
+    let today = Utc::now().date_naive();
+    let usage = store.usage(tenant.id, today, today).await.unwrap();
+    assert_eq!(usage[0].calls, calls);
+    assert_eq!(usage[0].concurrent_peak, 4);
+}
+both_backends!(soak, many_calls_leave_nothing_behind);

@@ -104,7 +104,8 @@ async fn cli_manages_tenants(backend: Backend) {
     let text = cli.run(&["tenant", "list"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.lines().next().unwrap().starts_with("NAME"), "{text}");
-    assert!(text.contains("acme") && text.contains("shop"), "{text}");
+    assert!(text.contains("acme"), "{text}");
+    assert!(text.contains("shop"), "{text}");
 
     let suspended = cli.ok_json(&["tenant", "suspend", "acme", "--json"]);
     assert_eq!(suspended["status"], "suspended");

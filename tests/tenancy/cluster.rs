@@ -239,7 +239,8 @@ fn wait_for_line(reader: &mut impl BufRead, prefix: &str) -> String {
     }
 }
 
-/// The second node of [`two_processes_share_one_limit`]; does nothing unless started by it.
+/// Runs the second node of [`two_processes_share_one_limit`]; does nothing unless started by
+/// it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "started as a child process by two_processes_share_one_limit"]
 async fn cluster_child_node() {

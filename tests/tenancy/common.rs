@@ -11,7 +11,7 @@ use voicegate::tenancy::{
     TurnRole,
 };
 
-/// Where the tests find PostgreSQL.
+/// Returns the superuser URL of the PostgreSQL the tests use.
 pub fn admin_url() -> String {
     std::env::var("VOICEGATE_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
@@ -60,7 +60,7 @@ impl TestDb {
         TestDb { config, dir, pg }
     }
 
-    /// A call-taking store for `node`, migrated.
+    /// Connects a call-taking store for `node` and migrates the database.
     pub async fn store(&self, tenancy: &TenancyConfig, node: &str) -> Store {
         let store = Store::connect(&self.config, tenancy, node)
             .await
@@ -69,7 +69,7 @@ impl TestDb {
         store
     }
 
-    /// A store with the default `[tenancy]` settings but no default tenant.
+    /// Connects a store with the default `[tenancy]` settings but no default tenant.
     pub async fn plain_store(&self) -> Store {
         self.store(&no_default_tenant(), "node-a").await
     }

@@ -70,8 +70,8 @@ pub(crate) enum Outcome {
 }
 
 impl Store {
-    /// Finds the tenant of `dialled` and admits the call: the one call the call layer needs
-    /// before answering. Every rejection, including an unknown number, is logged and counted.
+    /// Finds the tenant of `dialled` and admits the call, which is all the call layer needs
+    /// before it answers. Every rejection, including an unknown number, is logged and counted.
     pub async fn route_and_admit(
         &self,
         dialled: Option<&str>,
@@ -93,7 +93,7 @@ impl Store {
         Ok(Admission { tenant, slot })
     }
 
-    /// Admits a call for `tenant`, or says which SIP response rejects it.
+    /// Admits a call for `tenant`, or returns the rejection to send as its SIP response.
     pub async fn admit(&self, tenant: &Tenant, call_id: &str) -> Result<CallSlot, Rejection> {
         let retry_after = self.inner.tenancy.retry_after_secs;
         if self.inner.node.is_none() {

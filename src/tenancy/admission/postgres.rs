@@ -163,8 +163,8 @@ pub(super) async fn renew(inner: &StoreInner) -> Result<(), TenancyError> {
              and the tenant limits may have been exceeded meanwhile"
         );
     }
-    // A call may have ended between reading the ledger and the commit; its release found no
-    // row to delete then, so the re-created lease is removed here.
+    // A call that ended between reading the ledger and the commit found no row to delete, so
+    // its re-created lease is removed here.
     for (tenant, id) in recreated {
         let tenant = TenantId(tenant);
         if !inner.ledger.holds(tenant, id) {

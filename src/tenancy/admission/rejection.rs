@@ -1,8 +1,8 @@
-//! Why a call was not admitted, and the SIP response that says so.
+//! Reasons a call is not admitted, and the SIP responses that carry them.
 
 use std::fmt;
 
-/// Why a call was not admitted.
+/// Reason a call was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
     /// No tenant owns the dialled number and no default tenant is set.
@@ -66,7 +66,7 @@ impl Rejection {
         }
     }
 
-    /// A permanent refusal for this tenant: 403 Forbidden.
+    /// Rejects the call for good for this tenant: 403 Forbidden.
     pub fn forbidden(reason: RejectReason) -> Rejection {
         Rejection {
             reason,
@@ -75,7 +75,7 @@ impl Rejection {
         }
     }
 
-    /// The tenant is at its concurrency limit: 486 Busy Here, or 503 with Retry-After when
+    /// Rejects a call over the concurrency limit: 486 Busy Here, or 503 with Retry-After when
     /// `[tenancy] over_limit = "unavailable"`.
     pub fn over_limit(over_limit: &str, retry_after_secs: u32) -> Rejection {
         if over_limit == "unavailable" {
@@ -93,7 +93,8 @@ impl Rejection {
         }
     }
 
-    /// The database failed: 503 with Retry-After, so the trunk tries another node.
+    /// Rejects a call because the database failed: 503 with Retry-After, so the trunk tries
+    /// another node.
     pub fn unavailable(retry_after_secs: u32) -> Rejection {
         Rejection {
             reason: RejectReason::Unavailable,
@@ -102,7 +103,7 @@ impl Rejection {
         }
     }
 
-    /// The standard reason phrase of the status code.
+    /// Returns the standard reason phrase of the status code.
     pub fn reason_phrase(&self) -> &'static str {
         match self.status {
             403 => "Forbidden",

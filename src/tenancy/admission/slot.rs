@@ -9,9 +9,9 @@ use crate::tenancy::store::StoreInner;
 ///
 /// Release it with [`CallSlot::release`] when the call ends, whatever the path (BYE, CANCEL, a
 /// failure response, media timeout). As a safety net, dropping the slot (for example when the
-/// call task panics) releases it too: the local count and gauge drop at once and, on
-/// PostgreSQL, the lease row is deleted by a spawned task (or, outside a tokio runtime, expires
-/// after `lease_secs` because the heartbeat stops renewing it).
+/// call task panics) releases it too. The local count and gauge drop at once. On PostgreSQL a
+/// spawned task deletes the lease row; outside a tokio runtime the lease expires after
+/// `lease_secs` instead, because the heartbeat stops renewing it.
 #[derive(Debug)]
 pub struct CallSlot {
     inner: Arc<StoreInner>,

@@ -32,7 +32,7 @@ use rate::RateLimiter;
 /// The OpenAPI 3.1 description of this API, served at `/v1/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 
-/// What the API handlers share.
+/// State shared by the API handlers.
 #[derive(Debug, Clone)]
 pub struct ApiState {
     store: Store,
@@ -56,7 +56,7 @@ impl ApiState {
     }
 }
 
-/// The API routes, to be nested under `/v1` by the HTTP server.
+/// Builds the API routes, to be nested under `/v1` by the HTTP server.
 pub fn router(state: ApiState) -> Router {
     routes()
         .router

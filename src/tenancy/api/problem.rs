@@ -11,7 +11,7 @@ use crate::tenancy::TenancyError;
 pub struct Problem {
     /// HTTP status.
     pub status: StatusCode,
-    /// What went wrong, for this request.
+    /// Explanation of this occurrence of the problem.
     pub detail: String,
     /// Dotted name of the invalid field, for 400 responses.
     pub field: Option<String>,
@@ -31,7 +31,7 @@ struct Body<'a> {
 }
 
 impl Problem {
-    /// A problem with `status` and `detail`.
+    /// Builds a problem with `status` and `detail`.
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Problem {
         Problem {
             status,

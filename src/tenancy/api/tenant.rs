@@ -1,5 +1,5 @@
 //! Tenant endpoints: a tenant's own calls, usage, numbers and live events. Require one of the
-//! tenant's API keys; another tenant's resources answer 404 exactly like missing ones.
+//! tenant's API keys; another tenant's resources get the same 404 as missing ones.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::tenancy::{
     CallDetail, CallQuery, CallSummary, LiveEvent, PhoneNumber, TenantView, UsageDay,
 };
 
-/// Longest usage window one request may ask for, in days.
+/// Maximum usage window of one request, in days.
 const MAX_USAGE_DAYS: i64 = 366;
 
 /// Response of `GET /calls`.

@@ -34,7 +34,7 @@ use super::{DatabaseConfig, TenancyConfig};
 
 pub use keys::AuthenticatedKey;
 
-/// Which rows a database operation may see on PostgreSQL.
+/// Rows a database operation may see on PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
     /// Only the rows of one tenant.
@@ -43,7 +43,8 @@ pub(crate) enum Scope {
     Admin,
 }
 
-/// The statement that opens a PostgreSQL transaction and sets its scope in the same round trip.
+/// Builds the statement that opens a PostgreSQL transaction and sets its scope in the same
+/// round trip.
 pub(crate) fn scope_begin(scope: Scope) -> sqlx::AssertSqlSafe<String> {
     // Only an integer or a constant is formatted into the statement, so it cannot be injected.
     let sql = match scope {
@@ -61,10 +62,12 @@ pub(crate) fn scope_begin(scope: Scope) -> sqlx::AssertSqlSafe<String> {
 /// Runs `$body` with `$conn` bound to a connection of the store's backend. `$body` is
 /// compiled once per backend, so the same query text and row types serve both.
 ///
-/// Modes: `conn` runs the body on a pooled connection (on PostgreSQL inside a scoped
-/// transaction, because the scope setting is transaction-local); `tx` runs it in a transaction
-/// on both backends (`BEGIN IMMEDIATE` on SQLite, so a writer never waits to upgrade a lock);
-/// `pg` is for PostgreSQL-only statements and fails on SQLite.
+/// Modes:
+/// - `conn` runs the body on a pooled connection. On PostgreSQL it still runs inside a scoped
+///   transaction, because the scope setting is transaction-local.
+/// - `tx` runs it in a transaction on both backends. SQLite uses `BEGIN IMMEDIATE`, so a
+///   writer never has to upgrade a read lock.
+/// - `pg` is for PostgreSQL-only statements and fails on SQLite.
 macro_rules! db_op {
     ($inner:expr, $op:literal, $scope:expr, $mode:ident, |$conn:ident| $body:expr) => {{
         let inner: &$crate::tenancy::store::StoreInner = &$inner;
@@ -280,7 +283,7 @@ impl Store {
     }
 
     /// Applies pending migrations, then creates the `[tenancy] default_tenant` when it is set
-    /// and missing, so that a fresh install answers every number.
+    /// and missing, so that a fresh install takes calls to every number.
     pub async fn migrate(&self) -> Result<(), TenancyError> {
         match &self.inner.db {
             Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
@@ -292,7 +295,7 @@ impl Store {
         self.ensure_default_tenant().await
     }
 
-    /// Checks that the database answers, for `/healthz`.
+    /// Checks that the database responds, for `/healthz`.
     pub async fn health(&self) -> Result<(), TenancyError> {
         db_op!(self.inner, "health", Scope::Admin, conn, |conn| {
             sqlx::query("SELECT 1").execute(&mut *conn).await?;
@@ -360,7 +363,8 @@ async fn connect_postgres(
     Ok(pool)
 }
 
-/// Row-level security never applies to superusers or BYPASSRLS roles; say so at start.
+/// Warns when the role is a superuser or has BYPASSRLS, because row-level security never
+/// applies to such roles.
 async fn warn_if_rls_bypassed(pool: &PgPool) {
     let row: Result<(bool, bool), _> =
         sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")

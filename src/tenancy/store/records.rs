@@ -23,7 +23,7 @@ const CALL_COLUMNS: &str = "id, call_id, from_number, to_number, forwarded_from,
 
 impl Store {
     /// Writes the CDR, turns and usage of an ended call. Never fails: when the database is
-    /// unavailable, or the spool already holds older records, the record goes to the local
+    /// unavailable, or the spool still contains older records, the record goes to the local
     /// spool and is written, in order, once the database is back. A record the database rejects
     /// for good is kept in the spool's `failed/` directory.
     pub async fn record_call(&self, record: CallRecord) {
@@ -79,8 +79,8 @@ impl Store {
         )
     }
 
-    /// One call of `tenant` with its turns; `None` when the id does not exist or belongs to
-    /// another tenant.
+    /// Loads one call of `tenant` with its turns; `None` when the id does not exist or belongs
+    /// to another tenant.
     pub async fn call_detail(
         &self,
         tenant: TenantId,

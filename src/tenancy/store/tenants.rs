@@ -210,7 +210,7 @@ impl Store {
         Ok(row.map(TenantRow::into_tenant))
     }
 
-    /// Every tenant, by name.
+    /// Lists every tenant, ordered by name.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, TenancyError> {
         let rows: Vec<TenantRow> =
             db_op!(self.inner, "list_tenants", Scope::Admin, conn, |conn| {
@@ -227,7 +227,7 @@ impl Store {
 
     /// Finds the tenant that owns `number` (E.164, from [`super::super::resolve_dialled`]).
     /// When no tenant owns it, or there is no number, returns the `[tenancy] default_tenant`
-    /// if that is set and exists; otherwise `None`, which the call layer answers with 404.
+    /// if that is set and exists; otherwise `None`, which the call layer rejects with 404.
     pub async fn route(&self, number: Option<&str>) -> Result<Option<Tenant>, TenancyError> {
         let default = self.inner.tenancy.default_tenant.as_str();
         let row: Option<TenantRow> = db_op!(self.inner, "route", Scope::Admin, conn, |conn| {
@@ -299,7 +299,12 @@ fn apply_patch(mut tenant: Tenant, patch: &TenantPatch) -> Result<Tenant, Tenanc
         merge_patch(&mut settings, settings_patch);
         tenant.settings = serde_path_to_error::deserialize(settings).map_err(|err| {
             let path = err.path().to_string();
-            TenancyError::invalid(format!("settings.{path}"), err.into_inner().to_string())
+            let field = if path == "." {
+                "settings".to_string()
+            } else {
+                format!("settings.{path}")
+            };
+            TenancyError::invalid(field, err.into_inner().to_string())
         })?;
         tenant.settings.validate()?;
     }
@@ -402,6 +407,12 @@ mod tests {
         };
         let err = apply_patch(tenant(), &unknown).unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
+        let not_object = TenantPatch {
+            settings: Some(json!("loud")),
+            ..TenantPatch::default()
+        };
+        let err = apply_patch(tenant(), &not_object).unwrap_err();
+        assert!(matches!(err, TenancyError::Invalid { ref field, .. } if field == "settings"));
     }
 
     #[test]
