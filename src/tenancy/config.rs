@@ -105,3 +105,75 @@ impl TenancyConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Key { key, .. } => key,
+            other => panic!("expected a key error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(DatabaseConfig::default().validate().is_ok());
+        assert!(TenancyConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn database_errors_name_the_key() {
+        let cases = [
+            (
+                DatabaseConfig {
+                    url: "mysql://db".into(),
+                    ..DatabaseConfig::default()
+                },
+                "database.url",
+            ),
+            (
+                DatabaseConfig {
+                    max_connections: 0,
+                    ..DatabaseConfig::default()
+                },
+                "database.max_connections",
+            ),
+            (
+                DatabaseConfig {
+                    timeout_ms: 10,
+                    ..DatabaseConfig::default()
+                },
+                "database.timeout_ms",
+            ),
+            (
+                DatabaseConfig {
+                    spool_dir: String::new(),
+                    ..DatabaseConfig::default()
+                },
+                "database.spool_dir",
+            ),
+        ];
+        for (config, key) in cases {
+            assert_eq!(key_of(config.validate().unwrap_err()), key);
+        }
+    }
+
+    #[test]
+    fn tenancy_errors_name_the_key() {
+        let over_limit = TenancyConfig {
+            over_limit: "drop".into(),
+            ..TenancyConfig::default()
+        };
+        assert_eq!(
+            key_of(over_limit.validate().unwrap_err()),
+            "tenancy.over_limit"
+        );
+        let lease = TenancyConfig {
+            lease_secs: 2,
+            ..TenancyConfig::default()
+        };
+        assert_eq!(key_of(lease.validate().unwrap_err()), "tenancy.lease_secs");
+    }
+}

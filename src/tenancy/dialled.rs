@@ -298,6 +298,37 @@ mod tests {
     }
 
     #[test]
+    fn random_headers_never_panic() {
+        let mut state = 0x853c_49e6_748f_ea9b_u64;
+        let alphabet = "<>\"\\,;:@=+%0123456789abcsiptel-() \u{e9}\u{1f600}";
+        let chars: Vec<char> = alphabet.chars().collect();
+        let mut text = || {
+            let len = (state % 40) as usize;
+            (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    chars[(state % chars.len() as u64) as usize]
+                })
+                .collect::<String>()
+        };
+        for _ in 0..5_000 {
+            let (uri, to, pcpid, diversion) = (text(), text(), text(), vec![text(), text()]);
+            let sources = NumberSources {
+                request_uri: &uri,
+                to: &to,
+                p_called_party_id: Some(&pcpid),
+                diversion: &diversion,
+            };
+            let dialled = resolve_dialled(&sources, &default_order(), true, "1");
+            if let Some(number) = dialled.number {
+                assert!(number.starts_with('+'), "{number}");
+            }
+        }
+    }
+
+    #[test]
     fn malformed_headers_never_panic() {
         let values = ["\"", "<", ">", "\"\\", ",,,", "<\">", "\u{e9}<\u{e9}>", ""];
         for value in values {
