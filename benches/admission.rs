@@ -44,6 +44,19 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
+/// Admits one call after another, to show the cost of one admission without queueing.
+async fn sequential(store: &Store, tenant: &Tenant, run: &str) -> (Vec<CallSlot>, Vec<Duration>) {
+    let mut slots = Vec::new();
+    let mut latencies = Vec::new();
+    for i in 0..ATTEMPTS {
+        let began = Instant::now();
+        let result = store.admit(tenant, &format!("{run}-{i}")).await;
+        latencies.push(began.elapsed());
+        slots.extend(result.ok());
+    }
+    (slots, latencies)
+}
+
 async fn burst(
     store: &Store,
     tenant: &Tenant,
@@ -78,7 +91,7 @@ async fn burst(
 async fn measure(
     store: &Store,
     counter: &StatementCounter,
-    spread: Duration,
+    spread: Option<Duration>,
     run: &str,
 ) -> Figures {
     let tenant = store
@@ -94,7 +107,10 @@ async fn measure(
         .expect("tenant created");
 
     let before = counter.0.load(Ordering::Relaxed);
-    let (slots, mut latencies) = burst(store, &tenant, spread, run).await;
+    let (slots, mut latencies) = match spread {
+        Some(spread) => burst(store, &tenant, spread, run).await,
+        None => sequential(store, &tenant, run).await,
+    };
     let admission_statements = counter.0.load(Ordering::Relaxed) - before;
     let admitted = slots.len();
 
@@ -142,9 +158,11 @@ async fn run_backend(backend: &str, config: DatabaseConfig, counter: &StatementC
         .await
         .expect("store connects");
     store.migrate().await.expect("migrations apply");
-    let spread = measure(&store, counter, Duration::from_secs(1), "spread").await;
+    let one_by_one = measure(&store, counter, None, "sequential").await;
+    print(backend, "one by one", &one_by_one);
+    let spread = measure(&store, counter, Some(Duration::from_secs(1)), "spread").await;
     print(backend, "over 1 s", &spread);
-    let at_once = measure(&store, counter, Duration::ZERO, "at-once").await;
+    let at_once = measure(&store, counter, Some(Duration::ZERO), "at-once").await;
     print(backend, "all at once", &at_once);
     store.close().await;
 }

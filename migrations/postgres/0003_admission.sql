@@ -7,6 +7,53 @@
 -- the previous lock holder committed. The lock is released when the calling statement's
 -- transaction commits, after its lease is visible.
 
+-- Checks the tenant's status and limits; outcome is NULL when a call may be admitted, and
+-- active is the number of live leases.
+CREATE FUNCTION voicegate_admission_check(
+    p_tenant BIGINT,
+    p_month_start DATE,
+    p_month_end DATE,
+    OUT outcome TEXT,
+    OUT active BIGINT
+)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_tenant tenants%ROWTYPE;
+    v_calls BIGINT;
+    v_minutes BIGINT;
+BEGIN
+    active := 0;
+    SELECT * INTO v_tenant FROM tenants WHERE id = p_tenant;
+    IF NOT FOUND THEN
+        outcome := 'not_found';
+        RETURN;
+    END IF;
+    IF v_tenant.status <> 'active' THEN
+        outcome := 'suspended';
+        RETURN;
+    END IF;
+
+    SELECT coalesce(sum(calls), 0), coalesce(sum(minutes), 0) INTO v_calls, v_minutes
+    FROM usage_daily
+    WHERE tenant_id = p_tenant AND day >= p_month_start AND day < p_month_end;
+    IF v_tenant.monthly_call_limit > 0 AND v_calls >= v_tenant.monthly_call_limit THEN
+        outcome := 'monthly_calls';
+        RETURN;
+    END IF;
+    IF v_tenant.monthly_minute_limit > 0 AND v_minutes >= v_tenant.monthly_minute_limit THEN
+        outcome := 'monthly_minutes';
+        RETURN;
+    END IF;
+
+    SELECT count(*) INTO active
+    FROM call_leases
+    WHERE tenant_id = p_tenant AND expires_at > clock_timestamp();
+    IF v_tenant.max_concurrent_calls > 0 AND active >= v_tenant.max_concurrent_calls THEN
+        outcome := 'concurrency';
+    END IF;
+END
+$$;
+
 CREATE FUNCTION voicegate_admit(
     p_tenant BIGINT,
     p_call_id TEXT,
@@ -19,60 +66,41 @@ CREATE FUNCTION voicegate_admit(
 ) RETURNS TABLE (outcome TEXT, lease_id BIGINT, active BIGINT)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    v_tenant tenants%ROWTYPE;
-    v_active BIGINT;
-    v_calls BIGINT;
-    v_minutes BIGINT;
+    v_check RECORD;
     v_lease BIGINT;
     v_now TIMESTAMPTZ;
 BEGIN
     PERFORM set_config('app.tenant_id', p_tenant::TEXT, true);
+
+    -- A rejection needs no lock: a limit reached in a committed snapshot was reached at that
+    -- moment, and rejecting never admits too many. Only calls that may pass wait for the lock.
+    v_check := voicegate_admission_check(p_tenant, p_month_start, p_month_end);
+    IF v_check.outcome IS NOT NULL THEN
+        RETURN QUERY SELECT v_check.outcome, NULL::BIGINT, v_check.active;
+        RETURN;
+    END IF;
+
     -- 1986488929 ('vg' call slots) keeps these locks apart from other users of the database;
     -- the second key is the tenant id (a collision only serialises two tenants together).
     PERFORM pg_advisory_xact_lock(1986488929, (p_tenant & 2147483647)::INTEGER);
-
-    SELECT * INTO v_tenant FROM tenants WHERE id = p_tenant;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'not_found'::TEXT, NULL::BIGINT, 0::BIGINT;
-        RETURN;
-    END IF;
-    IF v_tenant.status <> 'active' THEN
-        RETURN QUERY SELECT 'suspended'::TEXT, NULL::BIGINT, 0::BIGINT;
-        RETURN;
-    END IF;
-
-    SELECT coalesce(sum(calls), 0), coalesce(sum(minutes), 0) INTO v_calls, v_minutes
-    FROM usage_daily
-    WHERE tenant_id = p_tenant AND day >= p_month_start AND day < p_month_end;
-    IF v_tenant.monthly_call_limit > 0 AND v_calls >= v_tenant.monthly_call_limit THEN
-        RETURN QUERY SELECT 'monthly_calls'::TEXT, NULL::BIGINT, 0::BIGINT;
-        RETURN;
-    END IF;
-    IF v_tenant.monthly_minute_limit > 0 AND v_minutes >= v_tenant.monthly_minute_limit THEN
-        RETURN QUERY SELECT 'monthly_minutes'::TEXT, NULL::BIGINT, 0::BIGINT;
+    v_check := voicegate_admission_check(p_tenant, p_month_start, p_month_end);
+    IF v_check.outcome IS NOT NULL THEN
+        RETURN QUERY SELECT v_check.outcome, NULL::BIGINT, v_check.active;
         RETURN;
     END IF;
 
     v_now := clock_timestamp();
-    SELECT count(*) INTO v_active
-    FROM call_leases
-    WHERE tenant_id = p_tenant AND expires_at > v_now;
-    IF v_tenant.max_concurrent_calls > 0 AND v_active >= v_tenant.max_concurrent_calls THEN
-        RETURN QUERY SELECT 'concurrency'::TEXT, NULL::BIGINT, v_active;
-        RETURN;
-    END IF;
-
     INSERT INTO call_leases (tenant_id, call_id, node_id, run_id, created_at, expires_at)
     VALUES (p_tenant, p_call_id, p_node, p_run, v_now, v_now + make_interval(secs => p_lease_secs))
     RETURNING id INTO v_lease;
 
     INSERT INTO usage_daily (tenant_id, day, calls, concurrent_peak)
-    VALUES (p_tenant, p_day, 1, v_active + 1)
+    VALUES (p_tenant, p_day, 1, v_check.active + 1)
     ON CONFLICT (tenant_id, day) DO UPDATE
     SET calls = usage_daily.calls + 1,
         concurrent_peak = greatest(usage_daily.concurrent_peak, excluded.concurrent_peak);
 
-    RETURN QUERY SELECT 'admitted'::TEXT, v_lease, v_active + 1;
+    RETURN QUERY SELECT 'admitted'::TEXT, v_lease, v_check.active + 1;
 END
 $$;
 
