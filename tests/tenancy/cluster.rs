@@ -182,23 +182,25 @@ async fn two_processes_share_one_limit() {
     let node_a = db.store(&tenancy(), "node-a").await;
     let tenant = tenant(&node_a, "processes", 15).await;
 
-    let mut child = Command::new(std::env::current_exe().expect("test binary path"))
-        .args([
-            "--exact",
-            "cluster::cluster_child_node",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(CHILD_DB_URL, &db.config.url)
-        .env(CHILD_SPOOL, db.dir.path().join("child-spool"))
-        .env(CHILD_TENANT, "processes")
-        .env(CHILD_ATTEMPTS, "40")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("child node starts");
-    let mut child_out = BufReader::new(child.stdout.take().expect("child stdout"));
-    let mut child_in = child.stdin.take().expect("child stdin");
+    let mut child = ChildNode(
+        Command::new(std::env::current_exe().expect("test binary path"))
+            .args([
+                "--exact",
+                "cluster::cluster_child_node",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_DB_URL, &db.config.url)
+            .env(CHILD_SPOOL, db.dir.path().join("child-spool"))
+            .env(CHILD_TENANT, "processes")
+            .env(CHILD_ATTEMPTS, "40")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("child node starts"),
+    );
+    let mut child_out = BufReader::new(child.0.stdout.take().expect("child stdout"));
+    let mut child_in = child.0.stdin.take().expect("child stdin");
     wait_for_line(&mut child_out, "ready");
 
     child_in
@@ -215,8 +217,8 @@ async fn two_processes_share_one_limit() {
     assert_eq!(node_a.active_calls(tenant.id).await.unwrap(), 15);
 
     // The child dies holding its slots; they count until its leases expire.
-    child.kill().expect("child killed");
-    let _ = child.wait();
+    child.0.kill().expect("child killed");
+    let _ = child.0.wait();
     assert!(admit_many(&node_a, &tenant, 3, "blocked").await.is_empty());
     expire_leases_of(&db, "node-child").await;
     let refill = admit_many(&node_a, &tenant, 40, "refill").await;
@@ -227,14 +229,25 @@ async fn two_processes_share_one_limit() {
     }
 }
 
+/// The child process, killed when the test ends on any path.
+struct ChildNode(std::process::Child);
+
+impl Drop for ChildNode {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn wait_for_line(reader: &mut impl BufRead, prefix: &str) -> String {
     let mut line = String::new();
     loop {
         line.clear();
         let read = reader.read_line(&mut line).expect("child output readable");
         assert!(read > 0, "child node exited before printing `{prefix}`");
-        if line.starts_with(prefix) {
-            return line;
+        // libtest may print the test name on the same line before the child's output.
+        if let Some(start) = line.find(prefix) {
+            return line[start..].to_string();
         }
     }
 }
