@@ -25,6 +25,7 @@ mod record;
 mod settings;
 mod spool;
 mod store;
+mod throttle;
 
 pub use admission::{Admission, CallSlot, RejectReason, Rejection};
 pub use api::{ApiState, OPENAPI_JSON, Problem, router};

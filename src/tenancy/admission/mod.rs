@@ -13,12 +13,10 @@ mod rejection;
 mod slot;
 mod sqlite;
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
-use parking_lot::Mutex;
 
 pub(crate) use ledger::Ledger;
 pub use rejection::{RejectReason, Rejection};
@@ -27,6 +25,7 @@ pub use slot::CallSlot;
 use super::metrics;
 use super::model::{Tenant, TenantId};
 use super::store::{Db, Store};
+use super::throttle::LogThrottle;
 
 /// An admitted call: its tenant and slot.
 #[derive(Debug)]
@@ -171,26 +170,15 @@ fn rejection_for(reason: RejectReason, tenancy: &super::TenancyConfig) -> Reject
 /// Counts a rejection and logs it, at most once a second per tenant and reason so that a
 /// burst of rejected INVITEs cannot flood the log.
 fn note_rejection(tenant: &str, call_id: &str, reason: RejectReason) {
-    /// Last log time and rejections not logged since, by tenant and reason.
-    type LogState = HashMap<(String, &'static str), (Instant, u64)>;
-    static LAST_LOGGED: LazyLock<Mutex<LogState>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+    static THROTTLE: LazyLock<LogThrottle> =
+        LazyLock::new(|| LogThrottle::new(Duration::from_secs(1)));
 
     metrics::REJECTED
         .with_label_values(&[tenant, reason.as_str()])
         .inc();
-    let now = Instant::now();
-    let suppressed = {
-        let mut last = LAST_LOGGED.lock();
-        let entry = last
-            .entry((tenant.to_string(), reason.as_str()))
-            .or_insert((now - Duration::from_secs(2), 0));
-        if now.duration_since(entry.0) < Duration::from_secs(1) {
-            entry.1 += 1;
-            return;
-        }
-        let suppressed = entry.1;
-        *entry = (now, 0);
-        suppressed
+    let key = format!("{tenant}/{}", reason.as_str());
+    let Some(suppressed) = THROTTLE.check(&key, Instant::now()) else {
+        return;
     };
     tracing::info!(
         call_id,

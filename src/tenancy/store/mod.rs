@@ -30,6 +30,7 @@ use super::error::TenancyError;
 use super::metrics;
 use super::model::TenantId;
 use super::spool::Spool;
+use super::throttle::LogThrottle;
 use super::{DatabaseConfig, TenancyConfig};
 
 pub use keys::AuthenticatedKey;
@@ -149,6 +150,8 @@ pub(crate) struct StoreInner {
     pub api_requests: Mutex<HashMap<TenantId, i64>>,
     pub cancel: CancellationToken,
     pub tasks: TaskTracker,
+    /// Limits repeated warnings (slow operations, spooled records) to one a second each.
+    pub log_throttle: LogThrottle,
     timeout: Duration,
     slow: Duration,
 }
@@ -177,11 +180,10 @@ impl StoreInner {
             .observe(elapsed.as_secs_f64());
         if elapsed >= self.slow {
             metrics::DB_SLOW.with_label_values(&[op]).inc();
-            tracing::warn!(
-                op,
-                elapsed_ms = elapsed.as_millis() as u64,
-                "slow database operation"
-            );
+            if let Some(suppressed) = self.log_throttle.check(op, Instant::now()) {
+                let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+                tracing::warn!(op, elapsed_ms, suppressed, "slow database operation");
+            }
         }
         result
     }
@@ -266,6 +268,7 @@ impl Store {
             api_requests: Mutex::new(HashMap::new()),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            log_throttle: LogThrottle::new(Duration::from_secs(1)),
             timeout,
             slow,
         };

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::QueryBuilder;
@@ -36,8 +37,11 @@ impl Store {
             match write_record(inner, &record).await {
                 Ok(_) => return,
                 Err(err) if err.is_transient() => {
-                    tracing::warn!(call_id = %record.call_id, error = %err,
-                        "database unavailable; call record spooled");
+                    let throttle = &inner.log_throttle;
+                    if let Some(suppressed) = throttle.check("record_spooled", Instant::now()) {
+                        tracing::warn!(call_id = %record.call_id, error = %err, suppressed,
+                            "database unavailable; call record spooled");
+                    }
                 }
                 Err(err) => {
                     tracing::error!(call_id = %record.call_id, error = %err,
