@@ -3,7 +3,8 @@
 -- routing by number, key lookup, lease heartbeats). A query that forgets its tenant filter
 -- therefore still returns no other tenant's rows. FORCE applies the policies to the table
 -- owner as well; superusers and roles with BYPASSRLS are never subject to them, so voicegate
--- must connect as an ordinary role.
+-- must connect as an ordinary role. A later migration that reads or changes rows must first run
+-- SET LOCAL app.admin = 'on', or it sees no rows.
 
 CREATE FUNCTION voicegate_visible(row_tenant BIGINT) RETURNS BOOLEAN
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
