@@ -17,7 +17,7 @@ pub struct DatabaseConfig {
     /// Queries slower than this are logged, in milliseconds.
     pub slow_query_ms: u64,
     /// Longest a database operation may take before it fails, in milliseconds: admission then
-    /// answers 503 and call records go to the spool.
+    /// rejects calls with 503 and call records go to the spool.
     pub timeout_ms: u64,
 }
 

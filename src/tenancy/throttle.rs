@@ -13,7 +13,7 @@ pub(crate) struct LogThrottle {
 }
 
 impl LogThrottle {
-    /// A throttle that lets one line per key through every `period`.
+    /// Creates a throttle that lets one line per key through every `period`.
     pub fn new(period: Duration) -> LogThrottle {
         LogThrottle {
             period,
