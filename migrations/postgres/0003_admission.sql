@@ -115,3 +115,18 @@ BEGIN
     RETURN v_deleted;
 END
 $$;
+
+-- Routing in one round trip: the tenant that owns p_number, else the tenant named p_default
+-- (when not empty). Runs with the admin scope because the tenant is not known yet.
+CREATE FUNCTION voicegate_route(p_number TEXT, p_default TEXT) RETURNS SETOF tenants
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM set_config('app.admin', 'on', true);
+    RETURN QUERY
+        SELECT t.* FROM phone_numbers p JOIN tenants t ON t.id = p.tenant_id
+        WHERE p.number = p_number;
+    IF NOT FOUND AND p_default <> '' THEN
+        RETURN QUERY SELECT t.* FROM tenants t WHERE t.name = p_default;
+    END IF;
+END
+$$;

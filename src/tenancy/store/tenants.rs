@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
-use super::{Scope, Store, db_op};
+use super::{Db, Scope, Store, db_op};
 use crate::observability::Private;
 use crate::tenancy::error::TenancyError;
 use crate::tenancy::model::{
@@ -230,30 +230,50 @@ impl Store {
     /// if that is set and exists; otherwise `None`, which the call layer rejects with 404.
     pub async fn route(&self, number: Option<&str>) -> Result<Option<Tenant>, TenancyError> {
         let default = self.inner.tenancy.default_tenant.as_str();
-        let row: Option<TenantRow> = db_op!(self.inner, "route", Scope::Admin, conn, |conn| {
-            let mut owner: Option<TenantRow> = None;
-            if let Some(number) = number {
-                owner = sqlx::query_as(concat!(
-                    "SELECT ",
-                    tenant_columns!(t),
-                    " FROM phone_numbers p JOIN tenants t ON t.id = p.tenant_id WHERE p.number = $1"
-                ))
-                .bind(number)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let row: Option<TenantRow> = match &self.inner.db {
+            // One round trip through voicegate_route, which sets the admin scope itself.
+            Db::Postgres(pool) => {
+                self.inner
+                    .timed("route", async {
+                        let row = sqlx::query_as(concat!(
+                            "SELECT ",
+                            tenant_columns!(),
+                            " FROM voicegate_route($1, $2)"
+                        ))
+                        .bind(number)
+                        .bind(default)
+                        .fetch_optional(pool)
+                        .await?;
+                        Ok(row)
+                    })
+                    .await?
             }
-            if owner.is_none() && !default.is_empty() {
-                owner = sqlx::query_as(concat!(
-                    "SELECT ",
-                    tenant_columns!(t),
-                    " FROM tenants t WHERE t.name = $1"
-                ))
-                .bind(default)
-                .fetch_optional(&mut *conn)
-                .await?;
-            }
-            owner
-        })?;
+            Db::Sqlite(_) => db_op!(self.inner, "route", Scope::Admin, conn, |conn| {
+                let mut owner: Option<TenantRow> = None;
+                if let Some(number) = number {
+                    owner = sqlx::query_as(concat!(
+                        "SELECT ",
+                        tenant_columns!(t),
+                        " FROM phone_numbers p JOIN tenants t ON t.id = p.tenant_id \
+                         WHERE p.number = $1"
+                    ))
+                    .bind(number)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                }
+                if owner.is_none() && !default.is_empty() {
+                    owner = sqlx::query_as(concat!(
+                        "SELECT ",
+                        tenant_columns!(t),
+                        " FROM tenants t WHERE t.name = $1"
+                    ))
+                    .bind(default)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                }
+                owner
+            })?,
+        };
         let tenant = row.map(TenantRow::into_tenant);
         tracing::debug!(
             number = %Private(number.unwrap_or_default()),
