@@ -10,10 +10,12 @@
 pub mod ai;
 pub mod audio;
 pub mod call;
+pub mod caller;
 pub mod cli;
 pub mod config;
 pub mod media;
 pub mod observability;
 pub mod rtp;
+pub mod server;
 pub mod sip;
 pub mod tenancy;

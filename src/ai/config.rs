@@ -147,6 +147,52 @@ pub struct ProvidersConfig {
     pub azure_voice: String,
     /// Seconds to wait for a provider connection.
     pub connect_timeout_secs: u64,
+    /// Milliseconds from sending a request to the response headers (or the WebSocket upgrade).
+    pub first_byte_timeout_ms: u64,
+    /// Seconds a streamed response may send no bytes at all before it is abandoned.
+    pub read_timeout_secs: u64,
+    /// Seconds a transcription request may take in total, upload and response included.
+    pub request_timeout_secs: u64,
+    /// Retries of a request that failed before any output (429, 5xx or a connection error).
+    pub max_retries: u32,
+    /// Longest `Retry-After` a retry waits for, in seconds; a longer one fails the request.
+    pub max_retry_after_secs: u64,
+    /// Deepgram audio encoding: `linear16` or `mulaw`.
+    pub deepgram_encoding: String,
+    /// Deepgram audio sample rate in hertz: 8000 or 16000 (`mulaw` needs 8000).
+    pub deepgram_sample_rate: u32,
+    /// Ask Deepgram for interim results.
+    pub deepgram_interim_results: bool,
+    /// Silence in milliseconds after which Deepgram marks speech final; 0 turns it off.
+    pub deepgram_endpointing_ms: u32,
+    /// Gap in milliseconds after the last word before Deepgram sends UtteranceEnd; 0 turns it off.
+    pub deepgram_utterance_end_ms: u32,
+    /// Ask Deepgram to format numbers, dates and punctuation.
+    pub deepgram_smart_format: bool,
+    /// Milliseconds without sent audio after which a KeepAlive message is sent.
+    pub deepgram_keepalive_ms: u64,
+    /// Caller audio kept for replay after a dropped connection, in milliseconds.
+    pub deepgram_replay_ms: u64,
+    /// Failed connection attempts in a row after which the session gives up.
+    pub deepgram_max_failures: u32,
+    /// Delay before the second reconnect attempt in milliseconds; it doubles per failure up to 1 s.
+    pub deepgram_backoff_ms: u64,
+    /// Maximum caller utterance buffered for OpenAI-compatible transcription, in seconds.
+    pub openai_stt_max_secs: u64,
+    /// `max_tokens` sent to the OpenAI-compatible chat API; 0 leaves it out.
+    pub openai_llm_max_tokens: u32,
+    /// `max_tokens` sent to Anthropic (the API requires it).
+    pub anthropic_max_tokens: u32,
+    /// ElevenLabs output format: `pcm_16000`, `pcm_8000`, `pcm_22050`, `pcm_24000`,
+    /// `pcm_44100` or `ulaw_8000`.
+    pub elevenlabs_output_format: String,
+    /// ElevenLabs voice stability, 0.0 to 1.0.
+    pub elevenlabs_stability: f64,
+    /// ElevenLabs similarity boost, 0.0 to 1.0.
+    pub elevenlabs_similarity_boost: f64,
+    /// Azure output format: `raw-16khz-16bit-mono-pcm`, `raw-8khz-16bit-mono-pcm`,
+    /// `raw-24khz-16bit-mono-pcm`, `raw-48khz-16bit-mono-pcm` or `raw-8khz-8bit-mono-mulaw`.
+    pub azure_output_format: String,
 }
 
 impl Default for ProvidersConfig {
@@ -172,6 +218,28 @@ impl Default for ProvidersConfig {
             azure_api_key: String::new(),
             azure_voice: "en-US-JennyNeural".into(),
             connect_timeout_secs: 5,
+            first_byte_timeout_ms: 8_000,
+            read_timeout_secs: 20,
+            request_timeout_secs: 15,
+            max_retries: 2,
+            max_retry_after_secs: 2,
+            deepgram_encoding: "linear16".into(),
+            deepgram_sample_rate: 16_000,
+            deepgram_interim_results: true,
+            deepgram_endpointing_ms: 300,
+            deepgram_utterance_end_ms: 1_000,
+            deepgram_smart_format: true,
+            deepgram_keepalive_ms: 4_000,
+            deepgram_replay_ms: 8_000,
+            deepgram_max_failures: 3,
+            deepgram_backoff_ms: 200,
+            openai_stt_max_secs: 60,
+            openai_llm_max_tokens: 0,
+            anthropic_max_tokens: 1_024,
+            elevenlabs_output_format: "pcm_16000".into(),
+            elevenlabs_stability: 0.5,
+            elevenlabs_similarity_boost: 0.75,
+            azure_output_format: "raw-16khz-16bit-mono-pcm".into(),
         }
     }
 }
@@ -187,6 +255,175 @@ impl std::fmt::Debug for ProvidersConfig {
             .field("azure_endpoint", &self.azure_endpoint)
             .finish_non_exhaustive()
     }
+}
+
+impl ProvidersConfig {
+    /// Checks the section's values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let urls = [
+            (
+                "providers.deepgram_url",
+                &self.deepgram_url,
+                &["ws", "wss"][..],
+            ),
+            (
+                "providers.openai_base_url",
+                &self.openai_base_url,
+                &["http", "https"],
+            ),
+            (
+                "providers.anthropic_base_url",
+                &self.anthropic_base_url,
+                &["http", "https"],
+            ),
+            (
+                "providers.elevenlabs_base_url",
+                &self.elevenlabs_base_url,
+                &["http", "https"],
+            ),
+            (
+                "providers.azure_endpoint",
+                &self.azure_endpoint,
+                &["http", "https"],
+            ),
+        ];
+        for (key, value, schemes) in urls {
+            check_url(key, value, schemes)?;
+        }
+        if super::cloud::deepgram::wire_format(&self.deepgram_encoding, self.deepgram_sample_rate)
+            .is_none()
+        {
+            return Err(ConfigError::key(
+                "providers.deepgram_encoding",
+                format!(
+                    "`{}` at {} Hz is not supported; use linear16 at 8000 or 16000, or mulaw at \
+                     8000",
+                    self.deepgram_encoding, self.deepgram_sample_rate
+                ),
+            ));
+        }
+        if super::cloud::elevenlabs::output_format(&self.elevenlabs_output_format).is_none() {
+            return Err(ConfigError::key(
+                "providers.elevenlabs_output_format",
+                format!(
+                    "`{}` is not one of {}",
+                    self.elevenlabs_output_format,
+                    super::cloud::elevenlabs::OUTPUT_FORMATS.join(", ")
+                ),
+            ));
+        }
+        if super::cloud::azure_tts::output_format(&self.azure_output_format).is_none() {
+            return Err(ConfigError::key(
+                "providers.azure_output_format",
+                format!(
+                    "`{}` is not one of {}",
+                    self.azure_output_format,
+                    super::cloud::azure_tts::OUTPUT_FORMATS.join(", ")
+                ),
+            ));
+        }
+        self.validate_numbers()
+    }
+
+    fn validate_numbers(&self) -> Result<(), ConfigError> {
+        let fractions = [
+            ("providers.elevenlabs_stability", self.elevenlabs_stability),
+            (
+                "providers.elevenlabs_similarity_boost",
+                self.elevenlabs_similarity_boost,
+            ),
+        ];
+        for (key, value) in fractions {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(ConfigError::key(
+                    key,
+                    format!("{value} is not between 0.0 and 1.0"),
+                ));
+            }
+        }
+        let ranges: [(&str, u64, u64, u64); 8] = [
+            (
+                "providers.connect_timeout_secs",
+                self.connect_timeout_secs,
+                1,
+                60,
+            ),
+            (
+                "providers.first_byte_timeout_ms",
+                self.first_byte_timeout_ms,
+                100,
+                120_000,
+            ),
+            (
+                "providers.read_timeout_secs",
+                self.read_timeout_secs,
+                1,
+                300,
+            ),
+            (
+                "providers.request_timeout_secs",
+                self.request_timeout_secs,
+                1,
+                300,
+            ),
+            // Deepgram closes a socket after about 10 s without audio or KeepAlive.
+            (
+                "providers.deepgram_keepalive_ms",
+                self.deepgram_keepalive_ms,
+                100,
+                9_000,
+            ),
+            (
+                "providers.deepgram_replay_ms",
+                self.deepgram_replay_ms,
+                1_000,
+                60_000,
+            ),
+            (
+                "providers.deepgram_max_failures",
+                u64::from(self.deepgram_max_failures),
+                1,
+                100,
+            ),
+            // The OpenAI transcription API takes files up to 25 MB (about 13 minutes here).
+            (
+                "providers.openai_stt_max_secs",
+                self.openai_stt_max_secs,
+                1,
+                600,
+            ),
+        ];
+        for (key, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::key(
+                    key,
+                    format!("{value} is not between {min} and {max}"),
+                ));
+            }
+        }
+        if self.anthropic_max_tokens == 0 {
+            return Err(ConfigError::key(
+                "providers.anthropic_max_tokens",
+                "use 1 or more",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_url(key: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let url = url::Url::parse(value)
+        .map_err(|err| ConfigError::key(key, format!("`{value}` is not a URL: {err}")))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(ConfigError::key(
+            key,
+            format!("`{value}` must start with {}://", schemes.join(":// or ")),
+        ));
+    }
+    Ok(())
 }
 
 /// `[agent]` section: the embedded scripted agent, and the default prompt for LLM agents.

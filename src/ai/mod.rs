@@ -2,6 +2,7 @@
 //! language models and text-to-speech, the embedded offline providers, and per-turn latency
 //! tracing. The loop sees PCM frames and text, never sockets.
 
+pub mod cloud;
 mod config;
 pub mod provider;
 

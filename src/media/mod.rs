@@ -4,5 +4,8 @@
 
 pub mod codec;
 mod config;
+pub mod recorder;
+pub mod resample;
+pub mod wav;
 
 pub use config::{CODEC_NAMES, MediaConfig};

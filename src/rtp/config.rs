@@ -4,6 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
 
+/// Largest accepted `jitter_max_ms`: beyond one second of buffering a conversation breaks down.
+const MAX_JITTER_MS: u32 = 1_000;
+
 /// `[rtp]` section: ports, addresses, jitter buffer and timeouts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -28,6 +31,12 @@ pub struct RtpConfig {
     pub strict_source: bool,
     /// Consecutive valid packets from a new address needed to move the latch.
     pub relatch_packets: u32,
+    /// Milliseconds after call start or a re-INVITE during which the first valid packet sets
+    /// the peer's address.
+    pub latch_window_ms: u64,
+    /// Milliseconds of silence from the latched peer after which a run of packets from a new
+    /// address may take over with a new SSRC.
+    pub latch_idle_ms: u64,
 }
 
 impl Default for RtpConfig {
@@ -43,6 +52,8 @@ impl Default for RtpConfig {
             port_quarantine_secs: 10,
             strict_source: true,
             relatch_packets: 5,
+            latch_window_ms: 3_000,
+            latch_idle_ms: 5_000,
         }
     }
 }
@@ -77,6 +88,61 @@ impl RtpConfig {
                 "jitter_min_ms must not exceed jitter_max_ms",
             ));
         }
+        if self.jitter_max_ms > MAX_JITTER_MS {
+            return Err(ConfigError::key(
+                "rtp.jitter_max_ms",
+                format!(
+                    "{} ms is more than the {MAX_JITTER_MS} ms a conversation tolerates",
+                    self.jitter_max_ms
+                ),
+            ));
+        }
+        if self.relatch_packets == 0 {
+            return Err(ConfigError::key(
+                "rtp.relatch_packets",
+                "must be at least 1, or one spoofed packet could move the latch",
+            ));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(RtpConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn zero_relatch_packets_names_key() {
+        let config = RtpConfig {
+            relatch_packets: 0,
+            ..RtpConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("rtp.relatch_packets"), "{err}");
+    }
+
+    #[test]
+    fn env_false_turns_strict_source_off() {
+        let env = std::collections::BTreeMap::from([(
+            "VOICEGATE_RTP_STRICT_SOURCE".to_string(),
+            "false".to_string(),
+        )]);
+        let config = crate::config::Config::from_parts(None, &env).unwrap();
+        assert!(!config.rtp.strict_source);
+    }
+
+    #[test]
+    fn huge_jitter_max_names_key() {
+        let config = RtpConfig {
+            jitter_max_ms: 5_000,
+            ..RtpConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("rtp.jitter_max_ms"), "{err}");
     }
 }

@@ -1,5 +1,6 @@
 //! G.711 mu-law (PCMU, RTP payload type 0) and A-law (PCMA, payload type 8), ITU-T G.711.
 
+use super::plc::Concealer;
 use super::{AudioDecoder, AudioEncoder, CodecError};
 
 /// Which G.711 companding law.
@@ -106,13 +107,12 @@ const fn table(law: G711Law) -> [i16; 256] {
 static ULAW_TABLE: [i16; 256] = table(G711Law::Mu);
 static ALAW_TABLE: [i16; 256] = table(G711Law::A);
 
-/// G.711 decoder with packet-repeat concealment that fades out over consecutive losses.
+/// G.711 decoder with pitch-repetition concealment that fades out over consecutive losses.
 #[derive(Debug)]
 pub struct G711Decoder {
     table: &'static [i16; 256],
     name: &'static str,
-    last: Vec<i16>,
-    concealed: usize,
+    concealer: Concealer,
 }
 
 impl G711Decoder {
@@ -125,14 +125,10 @@ impl G711Decoder {
         Self {
             table,
             name,
-            last: Vec::new(),
-            concealed: 0,
+            concealer: Concealer::new(8_000),
         }
     }
 }
-
-/// Concealment reaches silence after this many samples (60 ms at 8 kHz).
-const FADE_SAMPLES: usize = 480;
 
 impl AudioDecoder for G711Decoder {
     fn sample_rate(&self) -> u32 {
@@ -148,25 +144,16 @@ impl AudioDecoder for G711Decoder {
         }
         let start = out.len();
         out.extend(payload.iter().map(|&b| self.table[usize::from(b)]));
-        self.last.clear();
-        self.last.extend_from_slice(&out[start..]);
-        self.concealed = 0;
+        self.concealer.on_decoded(&mut out[start..]);
         Ok(payload.len())
     }
 
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
-        for i in 0..samples {
-            let position = self.concealed + i;
-            let sample = if self.last.is_empty() || position >= FADE_SAMPLES {
-                0
-            } else {
-                let source = i32::from(self.last[position % self.last.len()]);
-                let gain = (FADE_SAMPLES - position) as i32;
-                (source * gain / FADE_SAMPLES as i32) as i16
-            };
-            out.push(sample);
-        }
-        self.concealed += samples;
+        self.concealer.conceal(samples, out);
+    }
+
+    fn reset(&mut self) {
+        self.concealer.reset();
     }
 }
 
@@ -199,6 +186,8 @@ impl AudioEncoder for G711Encoder {
         }
         Ok(())
     }
+
+    fn reset(&mut self) {}
 }
 
 #[cfg(test)]

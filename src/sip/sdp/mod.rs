@@ -1,92 +1,70 @@
 //! SDP (RFC 4566) and the offer/answer model (RFC 3264) for one audio stream.
 //!
-//! The dialog layer owns a [`LocalSession`] per call, which keeps our `o=` line and the last
-//! description we sent, so that its version goes up by exactly one whenever our description
-//! changes and stays put when it does not (RFC 3264 §8).
+//! [`SessionDescription::parse`] reads any body without panicking and keeps every line,
+//! including ones it does not interpret; `Display` prints it back with CRLF line ends.
+//!
+//! The dialog layer owns a [`LocalSession`] per call. It stores our `o=` line and the last
+//! description we sent. Its version goes up by exactly one whenever our description changes,
+//! and stays put when it does not (RFC 3264 §8). The dialog layer calls:
+//!
+//! - [`LocalSession::answer`] for an offer in an INVITE, re-INVITE or UPDATE; on error it
+//!   rejects with 488 and the code from [`NegotiationError::warning`];
+//! - [`LocalSession::offer`] for a late offer in our 200, an INVITE we send, or a refresh, then
+//!   [`LocalSession::accept_answer`] with the answer from the ACK or 200; on error it ends the
+//!   call with BYE.
+//!
+//! Both return a [`NegotiatedMedia`] for the media path. Payload type numbers always come from
+//! the exchange itself, never from constants: the media path maps numbers to codecs per call.
+//!
+//! ```
+//! use voicegate::sip::sdp::{CodecName, Direction, LocalMedia, LocalSession, SessionDescription};
+//!
+//! let offer = SessionDescription::parse(
+//!     "v=0\r\no=carrier 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\n\
+//!      m=audio 41200 RTP/AVP 96 0 97 101\r\na=rtpmap:96 opus/48000/2\r\n\
+//!      a=rtpmap:97 telephone-event/48000\r\na=rtpmap:101 telephone-event/8000\r\n",
+//! )?;
+//! let local = LocalMedia {
+//!     addr: "198.51.100.10".parse()?,
+//!     port: 30000,
+//!     codecs: vec![CodecName::Pcmu, CodecName::Opus],
+//!     ptime_ms: 20,
+//!     rtcp_mux: true,
+//! };
+//! let mut session = LocalSession::new(local, 0x1234);
+//! let (answer, media) = session.answer(&offer)?;
+//!
+//! // Our preference (PCMU) on the offerer's numbers, and telephone-event at 8000 only.
+//! assert_eq!(answer.media[0].formats, ["0", "101"]);
+//! assert_eq!(media.dtmf.map(|dtmf| dtmf.payload_type), Some(101));
+//! assert_eq!(media.direction, Direction::SendRecv);
+//! assert!(answer.to_string().starts_with("v=0\r\no=- 4660 1 IN IP4 198.51.100.10\r\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+mod error;
+mod format;
+mod metrics;
+mod model;
+mod negotiate;
+mod offer;
+mod parse;
+mod section;
+mod serialize;
+mod session;
+mod types;
 
-/// Audio codecs voicegate can negotiate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CodecName {
-    /// G.711 mu-law.
-    Pcmu,
-    /// G.711 A-law.
-    Pcma,
-    /// G.722 (RTP clock 8000, sampling 16 kHz).
-    G722,
-    /// Opus (RFC 7587: always `opus/48000/2` in SDP).
-    Opus,
-}
-
-/// Media direction from our point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// We send and receive.
-    SendRecv,
-    /// We only send.
-    SendOnly,
-    /// We only receive (the peer put us on hold).
-    RecvOnly,
-    /// Neither side sends.
-    Inactive,
-}
-
-/// The codec chosen for a call, with the peer's payload type number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NegotiatedCodec {
-    /// Which codec.
-    pub name: CodecName,
-    /// Payload type, as the offerer numbered it.
-    pub payload_type: u8,
-    /// RTP clock rate.
-    pub clock_rate: u32,
-    /// Channels announced in the rtpmap (2 for Opus, whatever the audio really has).
-    pub channels: u8,
-    /// Format parameters the peer gave for this payload type (`maxplaybackrate`, `stereo`, ...).
-    pub fmtp: BTreeMap<String, String>,
-}
-
-/// RFC 4733 telephone-event negotiated alongside the codec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NegotiatedDtmf {
-    /// Payload type.
-    pub payload_type: u8,
-    /// Clock rate; always equal to the audio codec's.
-    pub clock_rate: u32,
-}
-
-/// The outcome of an offer/answer exchange, as the media path needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NegotiatedMedia {
-    /// Where to send RTP; `None` when the peer gave `c=0.0.0.0` or port 0 (hold).
-    pub remote_rtp: Option<SocketAddr>,
-    /// Where to send RTCP (equal to `remote_rtp` with rtcp-mux).
-    pub remote_rtcp: Option<SocketAddr>,
-    /// RTP and RTCP share one port (RFC 5761), as both sides agreed.
-    pub rtcp_mux: bool,
-    /// The audio codec.
-    pub codec: NegotiatedCodec,
-    /// Telephone events, if both sides support them at the codec's clock rate.
-    pub dtmf: Option<NegotiatedDtmf>,
-    /// Packet time the peer asked for, in milliseconds.
-    pub ptime_ms: u32,
-    /// Our direction.
-    pub direction: Direction,
-}
-
-/// What we can offer or accept for a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalMedia {
-    /// Address for our `c=` line.
-    pub addr: IpAddr,
-    /// Our RTP port.
-    pub port: u16,
-    /// Codecs we accept, most preferred first.
-    pub codecs: Vec<CodecName>,
-    /// Packet time we send, in milliseconds.
-    pub ptime_ms: u32,
-    /// Offer or accept rtcp-mux.
-    pub rtcp_mux: bool,
-}
+pub use error::NegotiationError;
+pub use format::{
+    FormatKind, RtcpAttribute, RtpFormat, parse_format_parameters, parse_packet_time,
+    parse_payload_type, static_format,
+};
+pub use model::{
+    Attribute, Bandwidth, Connection, IpFamily, MediaDescription, Origin, SessionDescription,
+    Timing, UnknownLine,
+};
+pub use parse::{MAX_MEDIA, MAX_SDP_LEN, SdpError};
+pub use session::LocalSession;
+pub use types::{
+    CodecName, Direction, LocalMedia, NegotiatedCodec, NegotiatedDtmf, NegotiatedMedia,
+};
