@@ -326,3 +326,18 @@ fn slow_count(op: &str) -> u64 {
         .find_map(|line| line.strip_prefix(&prefix))
         .map_or(0, |value| value.trim().parse().unwrap())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_carry_application_name() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.plain_store().await;
+    store.health().await.unwrap();
+    let name = db.pg_name().unwrap().to_string();
+    let named = db
+        .pg_superuser_i64(&format!(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = '{name}' AND application_name = 'voicegate'"
+        ))
+        .await;
+    assert!(named >= 1, "no connection named voicegate");
+}

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, PgPool, SqlitePool};
+use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -292,7 +292,16 @@ impl Store {
             Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
             Db::Postgres(pool) => {
                 warn_if_rls_bypassed(pool).await;
-                sqlx::migrate!("./migrations/postgres").run(pool).await?
+                // A migration may run longer than database.timeout_ms, so it gets a connection
+                // of its own without the statement timeout, closed afterwards.
+                let mut conn = pool.acquire().await?.detach();
+                sqlx::query("SET statement_timeout = 0")
+                    .execute(&mut conn)
+                    .await?;
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&mut conn)
+                    .await?;
+                conn.close().await?;
             }
         }
         self.ensure_default_tenant().await
@@ -355,7 +364,11 @@ async fn connect_postgres(
     timeout: Duration,
     slow: Duration,
 ) -> Result<PgPool, TenancyError> {
+    // The server abandons a statement that outlives the client's timeout instead of running on.
+    let statement_timeout = timeout.as_millis().to_string();
     let options = PgConnectOptions::from_str(&db.url)?
+        .application_name("voicegate")
+        .options([("statement_timeout", statement_timeout.as_str())])
         .log_statements(log::LevelFilter::Trace)
         .log_slow_statements(log::LevelFilter::Warn, slow);
     // connect_lazy: a node starts (and spools records) even while the database is down.
