@@ -43,6 +43,15 @@ impl DatabaseConfig {
                 "use sqlite:FILE or postgres://user@host/database",
             ));
         }
+        if self.url.starts_with("sqlite:")
+            && (self.url.contains(":memory:") || self.url.contains("mode=memory"))
+        {
+            // Every pooled connection would open its own empty in-memory database.
+            return Err(ConfigError::key(
+                "database.url",
+                "an in-memory SQLite database cannot be shared by the pool; use sqlite:FILE",
+            ));
+        }
         if self.max_connections == 0 {
             return Err(ConfigError::key(
                 "database.max_connections",
@@ -129,6 +138,13 @@ mod tests {
             (
                 DatabaseConfig {
                     url: "mysql://db".into(),
+                    ..DatabaseConfig::default()
+                },
+                "database.url",
+            ),
+            (
+                DatabaseConfig {
+                    url: "sqlite::memory:".into(),
                     ..DatabaseConfig::default()
                 },
                 "database.url",
