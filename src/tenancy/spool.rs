@@ -87,7 +87,8 @@ impl Spool {
         Ok(path)
     }
 
-    /// Waiting record files, oldest first.
+    /// Waiting record files, oldest first. The pending count is reset to the files found,
+    /// because another process sharing the directory may have written or removed some.
     pub fn pending(&self) -> Result<Vec<PathBuf>, TenancyError> {
         let mut files: Vec<(u64, PathBuf)> = fs::read_dir(&self.dir)
             .map_err(|err| io_error(&self.dir, err))?
@@ -99,6 +100,8 @@ impl Spool {
             })
             .collect();
         files.sort();
+        self.pending.store(files.len(), Ordering::SeqCst);
+        metrics::SPOOL_PENDING.set(i64::try_from(files.len()).unwrap_or(i64::MAX));
         Ok(files.into_iter().map(|(_, path)| path).collect())
     }
 
@@ -279,6 +282,20 @@ mod tests {
         assert_eq!(spool.pending_count(), 0);
         assert!(spool.pending().unwrap().is_empty());
         assert_eq!(fs::read_dir(dir.path().join("failed")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn listing_resyncs_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = open(&dir);
+        let reader = open(&dir);
+        let path = writer.append(&record("shared")).unwrap();
+        assert_eq!(reader.pending().unwrap().len(), 1);
+        assert_eq!(reader.pending_count(), 1);
+        reader.remove(&path).unwrap();
+        assert_eq!(writer.pending_count(), 1, "the writer has not looked yet");
+        assert!(writer.pending().unwrap().is_empty());
+        assert_eq!(writer.pending_count(), 0);
     }
 
     #[test]

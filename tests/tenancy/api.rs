@@ -11,7 +11,9 @@ use voicegate::tenancy::{
     ApiState, EventBus, LiveEvent, LiveEventKind, OPENAPI_JSON, Store, TurnRole, router,
 };
 
-use super::common::{Backend, TestDb, both_backends, sample_record};
+use super::common::{
+    Backend, Proxy, TestDb, both_backends, pg_target, sample_record, through_proxy,
+};
 
 const ADMIN: &str = "admin-secret-token";
 
@@ -569,4 +571,55 @@ async fn every_described_route_is_served() {
     let (status, problem) = server.tenant_get("x", "/no-such-route").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(problem["status"], 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unavailable_database_answers_503() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let direct = db.plain_store().await;
+    direct
+        .create_tenant(voicegate::tenancy::NewTenant {
+            name: "alpha".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let key = direct.create_key("alpha", "dashboard").await.unwrap().key;
+
+    let proxy = Proxy::start(&pg_target(&db.config)).await;
+    let config = through_proxy(&db.config, proxy.port);
+    let store = Store::connect(&config, &super::common::no_default_tenant(), "node-proxy")
+        .await
+        .unwrap();
+    let http = HttpConfig {
+        admin_token: ADMIN.into(),
+        ..HttpConfig::default()
+    };
+    let app = axum::Router::new().nest("/v1", router(ApiState::new(store, EventBus::new(), &http)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = Client::new();
+
+    let response = client
+        .get(format!("{base}/numbers"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    proxy.cut();
+    for (path, token) in [("/numbers", key.as_str()), ("/tenants", ADMIN)] {
+        let response = client
+            .get(format!("{base}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(response.headers()["retry-after"], "5", "{path}");
+        let (_, problem) = into_parts(response).await;
+        assert_eq!(problem["status"], 503, "{path}");
+    }
 }

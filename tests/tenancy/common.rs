@@ -3,6 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
@@ -247,4 +253,66 @@ pub fn sample_record(tenant: voicegate::tenancy::TenantId, call_id: &str) -> Cal
             turn(TurnRole::Agent, "We are open Monday to", 5_100, 6_000, true),
         ],
     }
+}
+
+/// A TCP proxy in front of PostgreSQL whose link the test can cut and restore, as a network
+/// outage or database restart would.
+pub struct Proxy {
+    pub port: u16,
+    open: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Proxy {
+    pub async fn start(target: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let target = target.to_string();
+        let (accept_open, accept_links) = (open.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accept_open.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                accept_links.lock().push(link.abort_handle());
+            }
+        });
+        Proxy { port, open, links }
+    }
+
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for link in self.links.lock().drain(..) {
+            link.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Points `config` at the proxy on `port`, with a short timeout so outages show quickly.
+pub fn through_proxy(config: &DatabaseConfig, port: u16) -> DatabaseConfig {
+    let mut url = url::Url::parse(&config.url).unwrap();
+    url.set_port(Some(port)).unwrap();
+    DatabaseConfig {
+        url: url.to_string(),
+        timeout_ms: 1_000,
+        ..config.clone()
+    }
+}
+
+/// Returns `host:port` of the PostgreSQL server in `config`.
+pub fn pg_target(config: &DatabaseConfig) -> String {
+    let url = url::Url::parse(&config.url).unwrap();
+    format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
 }

@@ -36,12 +36,11 @@ async fn spool_task(weak: Weak<StoreInner>, cancel: CancellationToken) {
             .spool
             .as_ref()
             .map_or(0, |spool| spool.pending_count());
-        let wait = if pending == 0 {
+        // Every pass ends in a wait: records appended meanwhile wake the task at once, and a
+        // spool that cannot be emptied is retried with growing pauses, never in a busy loop.
+        let wait = if pending == 0 || replay_spool(&inner).await {
             backoff = REPLAY_BACKOFF_MIN;
             REPLAY_BACKOFF_MAX
-        } else if replay_spool(&inner).await {
-            backoff = REPLAY_BACKOFF_MIN;
-            continue;
         } else {
             backoff = (backoff * 2).min(REPLAY_BACKOFF_MAX);
             backoff
