@@ -18,10 +18,13 @@ use super::record::CallRecord;
 
 const SUFFIX: &str = ".json";
 
-/// A spool directory.
+/// A spool directory, locked by this process while the value lives.
 #[derive(Debug)]
 pub(crate) struct Spool {
     dir: PathBuf,
+    /// Exclusive lock on `dir/lock`: two processes appending to one spool would pick the same
+    /// sequence numbers and overwrite each other's records.
+    _lock: File,
     failed_dir: PathBuf,
     next_seq: AtomicU64,
     pending: AtomicUsize,
@@ -34,6 +37,7 @@ impl Spool {
         let dir = PathBuf::from(if dir.is_empty() { "spool" } else { dir });
         let failed_dir = dir.join("failed");
         create_private_dir(&failed_dir)?;
+        let lock = lock_directory(&dir)?;
         let mut max_seq = 0;
         let mut pending = 0;
         for entry in fs::read_dir(&dir).map_err(|err| io_error(&dir, err))? {
@@ -56,6 +60,7 @@ impl Spool {
         }
         Ok(Spool {
             dir,
+            _lock: lock,
             failed_dir,
             next_seq: AtomicU64::new(max_seq + 1),
             pending: AtomicUsize::new(pending),
@@ -139,6 +144,21 @@ impl Spool {
     }
 }
 
+fn lock_directory(dir: &Path) -> Result<File, TenancyError> {
+    let path = dir.join("lock");
+    let file = private_file(&path, false).map_err(|err| io_error(&path, err))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(TenancyError::Spool {
+            path: dir.display().to_string(),
+            source: std::io::Error::other(
+                "in use by another voicegate process; give each node its own database.spool_dir",
+            ),
+        }),
+        Err(std::fs::TryLockError::Error(err)) => Err(io_error(&path, err)),
+    }
+}
+
 fn sequence_of(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(SUFFIX)?;
     if stem.len() != 20 {
@@ -153,7 +173,7 @@ fn write_durably(path: &Path, record: &CallRecord) -> Result<(), TenancyError> {
         source: std::io::Error::other(err),
     })?;
     let tmp = path.with_extension("tmp");
-    let mut file = private_file(&tmp).map_err(|err| io_error(&tmp, err))?;
+    let mut file = private_file(&tmp, true).map_err(|err| io_error(&tmp, err))?;
     file.write_all(&bytes).map_err(|err| io_error(&tmp, err))?;
     file.sync_all().map_err(|err| io_error(&tmp, err))?;
     drop(file);
@@ -167,9 +187,9 @@ fn write_durably(path: &Path, record: &CallRecord) -> Result<(), TenancyError> {
     Ok(())
 }
 
-fn private_file(path: &Path) -> std::io::Result<File> {
+fn private_file(path: &Path, truncate: bool) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create(true).truncate(truncate);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -224,6 +244,19 @@ mod tests {
 
     fn open(dir: &tempfile::TempDir) -> Spool {
         Spool::open(dir.path().to_str().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn second_owner_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = open(&dir);
+        let err = Spool::open(dir.path().to_str().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("in use by another"), "{err}");
+        drop(first);
+        assert!(
+            Spool::open(dir.path().to_str().unwrap()).is_ok(),
+            "free once closed"
+        );
     }
 
     #[test]
@@ -287,15 +320,13 @@ mod tests {
     #[test]
     fn listing_resyncs_count() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = open(&dir);
-        let reader = open(&dir);
-        let path = writer.append(&record("shared")).unwrap();
-        assert_eq!(reader.pending().unwrap().len(), 1);
-        assert_eq!(reader.pending_count(), 1);
-        reader.remove(&path).unwrap();
-        assert_eq!(writer.pending_count(), 1, "the writer has not looked yet");
-        assert!(writer.pending().unwrap().is_empty());
-        assert_eq!(writer.pending_count(), 0);
+        let spool = open(&dir);
+        let path = spool.append(&record("removed-by-hand")).unwrap();
+        // An operator (or a crashed replay) removed the file behind the spool's back.
+        fs::remove_file(path).unwrap();
+        assert_eq!(spool.pending_count(), 1, "not looked yet");
+        assert!(spool.pending().unwrap().is_empty());
+        assert_eq!(spool.pending_count(), 0);
     }
 
     #[test]

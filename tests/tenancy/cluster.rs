@@ -164,7 +164,9 @@ async fn restarted_node_drops_leftover_leases() {
     assert_eq!(leftovers, 3);
 
     // The first heartbeat of the new run (started on connect, repeated here) removes them.
-    let second_run = db.store(&tenancy(), "node-a").await;
+    // The forgotten slots keep the first run's spool locked, as a crashed process would until
+    // the operating system closed its files, so the second run gets a spool of its own.
+    let second_run = db.store_in(&tenancy(), "node-a", "spool-second-run").await;
     second_run.renew_leases().await.unwrap();
     assert_eq!(second_run.active_calls(tenant.id).await.unwrap(), 0);
     let slots = admit_many(&second_run, &tenant, 5, "after").await;

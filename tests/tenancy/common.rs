@@ -66,9 +66,20 @@ impl TestDb {
         TestDb { config, dir, pg }
     }
 
-    /// Connects a call-taking store for `node` and migrates the database.
+    /// Connects a call-taking store for `node` and migrates the database. Each node gets its
+    /// own spool directory, `spool-<node>`, as separate processes would.
     pub async fn store(&self, tenancy: &TenancyConfig, node: &str) -> Store {
-        let store = Store::connect(&self.config, tenancy, node)
+        self.store_in(tenancy, node, &format!("spool-{node}")).await
+    }
+
+    /// Connects a call-taking store for `node` with its spool in `spool` under the test's
+    /// directory, and migrates the database.
+    pub async fn store_in(&self, tenancy: &TenancyConfig, node: &str, spool: &str) -> Store {
+        let config = DatabaseConfig {
+            spool_dir: self.dir.path().join(spool).display().to_string(),
+            ..self.config.clone()
+        };
+        let store = Store::connect(&config, tenancy, node)
             .await
             .expect("store connects");
         store.migrate().await.expect("migrations apply");

@@ -159,6 +159,8 @@ async fn spool_survives_restart() {
             .await;
     }
     assert_eq!(first_run.spooled_records(), 4);
+    // A stopped node leaves its records in the spool; closing releases the directory lock.
+    first_run.close().await;
     drop(first_run);
 
     proxy.restore();
@@ -232,7 +234,7 @@ async fn rejected_record_kept_in_failed(backend: Backend) {
     let orphan = sample_record(voicegate::tenancy::TenantId(999_999), "orphan");
     store.record_call(orphan).await;
     assert_eq!(store.spooled_records(), 0, "not queued for retry");
-    let failed = std::fs::read_dir(db.dir.path().join("spool").join("failed"))
+    let failed = std::fs::read_dir(db.dir.path().join("spool-node-a").join("failed"))
         .unwrap()
         .count();
     assert_eq!(failed, 1);
