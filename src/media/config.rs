@@ -31,7 +31,17 @@ pub struct MediaConfig {
     pub opus_complexity: u8,
     /// Opus encoder bit rate, in bits per second.
     pub opus_bitrate: u32,
+    /// Let caller speech interrupt AI speech (a call may still turn it off).
+    pub barge_in: bool,
+    /// What a barge-in does to playout: `pause` (the AI loop then sends resume or clear) or
+    /// `clear` (queued AI audio is dropped at once).
+    pub barge_in_mode: String,
+    /// Caller audio frames (20 ms each) queued for the AI loop before the newest are dropped.
+    pub event_queue_frames: usize,
 }
+
+/// Values accepted in `media.barge_in_mode`.
+pub const BARGE_IN_MODES: [&str; 2] = ["pause", "clear"];
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -46,6 +56,9 @@ impl Default for MediaConfig {
             record_dir: "recordings".into(),
             opus_complexity: 5,
             opus_bitrate: 24_000,
+            barge_in: true,
+            barge_in_mode: "pause".into(),
+            event_queue_frames: 100,
         }
     }
 }
@@ -72,6 +85,24 @@ impl MediaConfig {
         }
         if self.vad_mode > 3 {
             return Err(ConfigError::key("media.vad_mode", "use 0, 1, 2 or 3"));
+        }
+        if !BARGE_IN_MODES.contains(&self.barge_in_mode.as_str()) {
+            return Err(ConfigError::key(
+                "media.barge_in_mode",
+                format!("`{}` is not `pause` or `clear`", self.barge_in_mode),
+            ));
+        }
+        if self.event_queue_frames < 10 {
+            return Err(ConfigError::key(
+                "media.event_queue_frames",
+                format!("{} is too small; use at least 10", self.event_queue_frames),
+            ));
+        }
+        if self.speech_onset_ms == 0 || self.speech_end_ms == 0 {
+            return Err(ConfigError::key(
+                "media.speech_onset_ms",
+                "speech_onset_ms and speech_end_ms must be at least 1",
+            ));
         }
         if self.opus_complexity > 10 {
             return Err(ConfigError::key("media.opus_complexity", "use 0 to 10"));

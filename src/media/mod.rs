@@ -4,8 +4,18 @@
 
 pub mod codec;
 mod config;
+pub mod echo;
+pub mod engine;
+mod error;
+pub mod metrics;
+pub mod playout;
 pub mod recorder;
 pub mod resample;
+pub mod session;
+pub mod speech;
+pub mod turn;
+pub mod vad;
 pub mod wav;
 
-pub use config::{CODEC_NAMES, MediaConfig};
+pub use config::{BARGE_IN_MODES, CODEC_NAMES, MediaConfig};
+pub use error::MediaError;

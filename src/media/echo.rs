@@ -1,0 +1,466 @@
+//! Outbound-reference echo gate: keeps the AI's own voice, echoed back by the far end, and
+//! steady background noise from counting as caller speech.
+//!
+//! Telephone paths often return our audio to us: a hybrid in the PSTN or a speakerphone,
+//! attenuated by the echo return loss (ERL, commonly 6 to 20 dB) and delayed by the network
+//! round trip (commonly 50 to 300 ms). webrtc-vad calls that echo speech. Raising the VAD
+//! threshold would also silence quiet callers, so the gate instead predicts the echo from
+//! the signal we sent:
+//!
+//! 1. The energy of every 10 ms block we send is kept for [`MAX_DELAY_MS`].
+//! 2. The echo delay is the lag at which the envelope of the received signal correlates best
+//!    with the envelope of the sent signal (normalised cross-correlation of mean-removed RMS
+//!    envelopes, averaged over about a second of reference activity).
+//! 3. The echo gain is the loudest received-to-sent energy ratio seen over the last
+//!    [`GAIN_WINDOW`] active blocks, so the prediction errs towards loud echo. Until the delay
+//!    is known, the ratio is taken against the loudest block sent at any lag, which is also
+//!    what the prediction uses then, so a line without echo is learned as such. When the delay
+//!    is found the measurement restarts from [`INITIAL_GAIN_DB`] against the blocks at that
+//!    delay.
+//! 4. A received frame counts as caller speech only if webrtc-vad classifies it as voice, its energy is
+//!    [`NOISE_MARGIN_DB`] above the tracked noise floor, and [`ECHO_MARGIN_DB`] above the
+//!    predicted echo.
+//!
+//! A cancelling filter (NLMS) over a 240 ms echo path would need thousands of taps per call at
+//! 16 kHz; the energy gate costs about a hundred multiply-adds per 10 ms block.
+
+use crate::audio::{FRAME_SAMPLES, Frame};
+
+/// Maximum echo delay the gate models, in milliseconds.
+pub const MAX_DELAY_MS: usize = 600;
+/// Echo gain assumed before it has been measured, in dB (a 6 dB echo return loss).
+pub const INITIAL_GAIN_DB: f32 = -6.0;
+/// Caller speech must exceed the predicted echo by this much, in dB.
+pub const ECHO_MARGIN_DB: f32 = 6.0;
+/// Caller speech must exceed the steady noise floor by this much, in dB.
+pub const NOISE_MARGIN_DB: f32 = 6.0;
+/// Number of reference-active blocks whose echo gain is remembered.
+pub const GAIN_WINDOW: usize = 128;
+
+const BLOCK_SAMPLES: usize = 160;
+const BLOCKS_PER_FRAME: usize = FRAME_SAMPLES / BLOCK_SAMPLES;
+const MAX_LAG: usize = MAX_DELAY_MS / 10;
+/// Reference blocks quieter than about -55 dBFS cannot produce audible echo.
+const REF_ACTIVE_ENERGY: f32 = 3_400.0;
+/// Gain samples above the current estimate by more than this are taken as double talk.
+const ACCEPT_MARGIN_DB: f32 = 3.0;
+/// Largest rise of the gain estimate per block, in dB.
+const GAIN_RISE_DB: f32 = 0.5;
+/// Gain samples needed before the window replaces the initial gain.
+const MIN_GAIN_SAMPLES: usize = 32;
+/// Correlation averaging weight per active block (time constant about one second).
+const CORR_WEIGHT: f32 = 0.01;
+/// Envelope mean averaging weight per block.
+const MEAN_WEIGHT: f32 = 0.02;
+/// Normalised correlation needed to trust a delay.
+const MIN_CORRELATION: f32 = 0.3;
+/// Active blocks needed before a delay is trusted.
+const MIN_CORR_BLOCKS: u32 = 100;
+/// The predicted echo covers this many blocks either side of the estimated delay.
+const LAG_SPREAD: usize = 2;
+
+/// Decision for one received frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GateDecision {
+    /// webrtc-vad voice, above the noise floor and above the predicted echo.
+    pub near_end_speech: bool,
+    /// webrtc-vad voice and above the noise floor, but explained by echo.
+    pub echo_suppressed: bool,
+}
+
+/// Per-call echo and noise gate.
+#[derive(Debug, Clone)]
+pub struct EchoGate {
+    /// Energies (mean square) of sent blocks, newest at `position`.
+    ref_energy: [f32; MAX_LAG + 1],
+    /// Mean-removed RMS envelope of sent blocks, aligned with `ref_energy`.
+    ref_envelope: [f32; MAX_LAG + 1],
+    position: usize,
+    ref_mean: f32,
+    in_mean: f32,
+    correlation: [f32; MAX_LAG + 1],
+    ref_variance: [f32; MAX_LAG + 1],
+    in_variance: f32,
+    corr_blocks: u32,
+    delay_blocks: Option<usize>,
+    gain_db: f32,
+    gain_samples: [f32; GAIN_WINDOW],
+    gain_count: usize,
+    gain_next: usize,
+    noise_floor: f32,
+}
+
+impl Default for EchoGate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn block_energy(samples: &[i16]) -> f32 {
+    let sum: i64 = samples.iter().map(|&s| i64::from(s) * i64::from(s)).sum();
+    sum as f32 / samples.len().max(1) as f32
+}
+
+fn to_db(ratio: f32) -> f32 {
+    10.0 * ratio.max(1e-12).log10()
+}
+
+fn from_db(db: f32) -> f32 {
+    10f32.powf(db / 10.0)
+}
+
+impl EchoGate {
+    /// Creates a gate with no reference history.
+    pub fn new() -> Self {
+        Self {
+            ref_energy: [0.0; MAX_LAG + 1],
+            ref_envelope: [0.0; MAX_LAG + 1],
+            position: 0,
+            ref_mean: 0.0,
+            in_mean: 0.0,
+            correlation: [0.0; MAX_LAG + 1],
+            ref_variance: [0.0; MAX_LAG + 1],
+            in_variance: 0.0,
+            corr_blocks: 0,
+            delay_blocks: None,
+            gain_db: INITIAL_GAIN_DB,
+            gain_samples: [0.0; GAIN_WINDOW],
+            gain_count: 0,
+            gain_next: 0,
+            noise_floor: f32::INFINITY,
+        }
+    }
+
+    /// Records the frame just sent to the caller (`None` for silence or comfort noise).
+    pub fn push_reference(&mut self, sent: Option<&Frame>) {
+        for block in 0..BLOCKS_PER_FRAME {
+            let energy = match sent {
+                Some(frame) => {
+                    block_energy(&frame[block * BLOCK_SAMPLES..(block + 1) * BLOCK_SAMPLES])
+                }
+                None => 0.0,
+            };
+            let rms = energy.sqrt();
+            self.ref_mean += MEAN_WEIGHT * (rms - self.ref_mean);
+            self.position = (self.position + 1) % (MAX_LAG + 1);
+            self.ref_energy[self.position] = energy;
+            self.ref_envelope[self.position] = rms - self.ref_mean;
+        }
+    }
+
+    /// Classifies one received frame, given webrtc-vad's decision for it, and updates the
+    /// noise floor, delay and gain estimates. Call once per tick, after
+    /// [`push_reference`](Self::push_reference) for the same tick.
+    pub fn classify(&mut self, received: &Frame, vad_voice: bool) -> GateDecision {
+        let mut frame_energy = 0.0;
+        let mut predicted = 0.0;
+        // The two blocks of this frame line up with the two newest reference blocks; the
+        // older one is one block further back in the history.
+        for block in 0..BLOCKS_PER_FRAME {
+            let energy =
+                block_energy(&received[block * BLOCK_SAMPLES..(block + 1) * BLOCK_SAMPLES]);
+            let age = BLOCKS_PER_FRAME - 1 - block;
+            self.update_correlation(energy, age);
+            frame_energy += energy;
+            predicted += self.predicted_echo(age);
+        }
+        frame_energy /= BLOCKS_PER_FRAME as f32;
+        predicted /= BLOCKS_PER_FRAME as f32;
+
+        let above_floor = frame_energy > self.noise_floor * from_db(NOISE_MARGIN_DB);
+        self.update_noise_floor(frame_energy);
+        let above_echo = frame_energy > predicted * from_db(ECHO_MARGIN_DB);
+        if !above_echo {
+            self.update_gain(frame_energy, predicted);
+        }
+
+        let candidate = vad_voice && above_floor;
+        GateDecision {
+            near_end_speech: candidate && above_echo,
+            echo_suppressed: candidate && !above_echo,
+        }
+    }
+
+    /// Estimated echo delay in milliseconds, once the correlation is trustworthy.
+    pub fn delay_ms(&self) -> Option<u32> {
+        self.delay_blocks.map(|blocks| blocks as u32 * 10)
+    }
+
+    /// Estimated echo return loss in dB (the median of the measured gains, negated), once
+    /// the delay is known and enough echo has been measured.
+    pub fn echo_return_loss_db(&self) -> Option<f32> {
+        if self.delay_blocks.is_none() || self.gain_count < MIN_GAIN_SAMPLES {
+            return None;
+        }
+        let mut samples = self.gain_samples;
+        let measured = &mut samples[..self.gain_count];
+        measured.sort_by(f32::total_cmp);
+        Some(-measured[measured.len() / 2])
+    }
+
+    /// Returns the echo gain the gate currently assumes, in dB.
+    pub fn assumed_gain_db(&self) -> f32 {
+        self.gain_db
+    }
+
+    /// Index into the reference history of the block sent `lag` blocks before the block of
+    /// age `age` (0 is the newest).
+    fn ref_index(&self, age: usize, lag: usize) -> usize {
+        let back = (age + lag) % (MAX_LAG + 1);
+        (self.position + MAX_LAG + 1 - back) % (MAX_LAG + 1)
+    }
+
+    fn reference_active(&self) -> bool {
+        self.ref_energy.iter().any(|&e| e > REF_ACTIVE_ENERGY)
+    }
+
+    /// Largest reference energy that can be echoing in the block of age `age`.
+    fn echo_source_energy(&self, age: usize) -> f32 {
+        let (first, last) = match self.delay_blocks {
+            Some(delay) => (
+                delay.saturating_sub(LAG_SPREAD),
+                (delay + LAG_SPREAD).min(MAX_LAG - age),
+            ),
+            None => (0, MAX_LAG - age),
+        };
+        (first..=last)
+            .map(|lag| self.ref_energy[self.ref_index(age, lag)])
+            .fold(0.0, f32::max)
+    }
+
+    fn predicted_echo(&self, age: usize) -> f32 {
+        from_db(self.gain_db) * self.echo_source_energy(age)
+    }
+
+    fn update_correlation(&mut self, energy: f32, age: usize) {
+        let rms = energy.sqrt();
+        self.in_mean += MEAN_WEIGHT * (rms - self.in_mean);
+        if !self.reference_active() {
+            return;
+        }
+        let received = rms - self.in_mean;
+        self.in_variance += CORR_WEIGHT * (received * received - self.in_variance);
+        let mut best = (0.0f32, 0usize);
+        for lag in 0..=(MAX_LAG - age) {
+            let sent = self.ref_envelope[self.ref_index(age, lag)];
+            self.correlation[lag] += CORR_WEIGHT * (received * sent - self.correlation[lag]);
+            self.ref_variance[lag] += CORR_WEIGHT * (sent * sent - self.ref_variance[lag]);
+            let denominator = (self.ref_variance[lag] * self.in_variance).sqrt();
+            if denominator > 0.0 {
+                let score = self.correlation[lag] / denominator;
+                if score > best.0 {
+                    best = (score, lag);
+                }
+            }
+        }
+        self.corr_blocks = self.corr_blocks.saturating_add(1);
+        if self.corr_blocks >= MIN_CORR_BLOCKS && best.0 >= MIN_CORRELATION {
+            let moved = self
+                .delay_blocks
+                .is_none_or(|delay| delay.abs_diff(best.1) > LAG_SPREAD);
+            self.delay_blocks = Some(best.1);
+            if moved {
+                // Gains measured against another lag do not predict the echo at this one.
+                self.restart_gain();
+            }
+        }
+    }
+
+    fn restart_gain(&mut self) {
+        self.gain_db = INITIAL_GAIN_DB;
+        self.gain_count = 0;
+        self.gain_next = 0;
+    }
+
+    fn update_gain(&mut self, frame_energy: f32, predicted: f32) {
+        if predicted <= 0.0 {
+            return;
+        }
+        let source = predicted / from_db(self.gain_db);
+        if source < REF_ACTIVE_ENERGY {
+            return;
+        }
+        let sample = to_db(frame_energy / source);
+        if sample > self.gain_db + ACCEPT_MARGIN_DB {
+            return;
+        }
+        self.gain_samples[self.gain_next] = sample;
+        self.gain_next = (self.gain_next + 1) % GAIN_WINDOW;
+        self.gain_count = (self.gain_count + 1).min(GAIN_WINDOW);
+        if self.gain_count < MIN_GAIN_SAMPLES {
+            return;
+        }
+        let loudest = self.gain_samples[..self.gain_count]
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        self.gain_db = if loudest > self.gain_db {
+            (self.gain_db + GAIN_RISE_DB).min(loudest)
+        } else {
+            loudest
+        };
+    }
+
+    fn update_noise_floor(&mut self, frame_energy: f32) {
+        if frame_energy < self.noise_floor {
+            // Falls within a few frames, so a quiet line is learned quickly.
+            self.noise_floor = if self.noise_floor.is_finite() {
+                0.7 * self.noise_floor + 0.3 * frame_energy
+            } else {
+                frame_energy
+            };
+        } else {
+            // Rises by about 3 dB per second: slow enough that the peaks of speech, 20 dB and
+            // more above its pauses, stay above the floor, and fast enough to follow noise
+            // whose level drifts (traffic, brown noise).
+            self.noise_floor = (self.noise_floor * 1.014).max(1.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic speech-like signal: noise whose loudness follows syllables of varying
+    /// length, with pauses between them.
+    struct Talker {
+        state: u64,
+        syllable_left: usize,
+        amplitude: f32,
+    }
+
+    impl Talker {
+        fn new(seed: u64) -> Self {
+            Self {
+                state: seed,
+                syllable_left: 0,
+                amplitude: 0.0,
+            }
+        }
+
+        fn next_random(&mut self) -> f32 {
+            self.state = self
+                .state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+        }
+
+        fn sample(&mut self, level: f32) -> f32 {
+            if self.syllable_left == 0 {
+                self.syllable_left = 1600 + ((self.next_random().abs() * 4000.0) as usize);
+                self.amplitude = if self.next_random() > -0.4 {
+                    level
+                } else {
+                    0.0
+                };
+            }
+            self.syllable_left -= 1;
+            self.amplitude * self.next_random()
+        }
+    }
+
+    fn frame_of(samples: &[f32]) -> Frame {
+        let mut frame = [0i16; FRAME_SAMPLES];
+        for (out, &s) in frame.iter_mut().zip(samples) {
+            *out = s.clamp(-32768.0, 32767.0) as i16;
+        }
+        frame
+    }
+
+    /// Runs 8 s of AI speech with its echo and an optional caller `(start second, level)`.
+    /// Returns the near-end frames before the caller, those during the caller, and the gate.
+    fn run(
+        delay_ms: usize,
+        attenuation_db: f32,
+        caller: Option<(f32, f32)>,
+    ) -> (usize, usize, EchoGate) {
+        let mut gate = EchoGate::new();
+        let mut ai = Talker::new(7);
+        let mut person = Talker::new(99);
+        let delay = delay_ms * 16;
+        let mut sent_history = vec![0f32; delay];
+        let gain = 10f32.powf(-attenuation_db / 20.0);
+        let (mut before, mut during) = (0, 0);
+        for index in 0..(8 * 50) {
+            let sent: Vec<f32> = (0..FRAME_SAMPLES).map(|_| ai.sample(8000.0)).collect();
+            sent_history.extend_from_slice(&sent);
+            let echo = &sent_history[index * FRAME_SAMPLES..(index + 1) * FRAME_SAMPLES];
+            let seconds = index as f32 / 50.0;
+            let mut received: Vec<f32> = echo.iter().map(|s| s * gain).collect();
+            let caller_on = matches!(caller, Some((from, _)) if seconds >= from);
+            if let Some((_, level)) = caller.filter(|_| caller_on) {
+                for r in received.iter_mut() {
+                    *r += person.sample(level);
+                }
+            }
+            gate.push_reference(Some(&frame_of(&sent)));
+            let decision = gate.classify(&frame_of(&received), true);
+            if decision.near_end_speech {
+                if caller_on { during += 1 } else { before += 1 }
+            }
+        }
+        (before, during, gate)
+    }
+
+    #[test]
+    fn echo_never_counts_as_speech() {
+        for (delay, attenuation) in [(50, 6.0), (120, 12.0), (240, 18.0), (240, 20.0)] {
+            let (before, _, gate) = run(delay, attenuation, None);
+            assert_eq!(before, 0, "delay {delay} ms, attenuation {attenuation} dB");
+            let estimated = gate.delay_ms().unwrap_or(0);
+            assert!(
+                estimated.abs_diff(delay as u32) <= 20,
+                "estimated delay {estimated} ms for {delay} ms"
+            );
+        }
+    }
+
+    #[test]
+    fn echo_return_loss_measured() {
+        let (_, _, gate) = run(240, 18.0, None);
+        let erl = gate.echo_return_loss_db().unwrap_or(0.0);
+        assert!((12.0..=20.0).contains(&erl), "echo return loss {erl} dB");
+    }
+
+    #[test]
+    fn quiet_caller_passes_over_echo() {
+        // AI at about -16 dBFS, echo 18 dB down, caller 6 dB below the AI.
+        let (before, during, _) = run(240, 18.0, Some((4.0, 4000.0)));
+        assert_eq!(before, 0);
+        assert!(during > 20, "only {during} caller frames passed");
+    }
+
+    #[test]
+    fn steady_noise_is_not_speech() {
+        let mut gate = EchoGate::new();
+        let mut noise = Talker::new(3);
+        let mut passed = 0;
+        for _ in 0..500 {
+            let samples: Vec<f32> = (0..FRAME_SAMPLES)
+                .map(|_| 300.0 * noise.next_random())
+                .collect();
+            gate.push_reference(None);
+            if gate.classify(&frame_of(&samples), true).near_end_speech {
+                passed += 1;
+            }
+        }
+        assert!(passed <= 2, "{passed} noise frames passed");
+    }
+
+    #[test]
+    fn gate_open_without_reference() {
+        let mut gate = EchoGate::new();
+        let mut person = Talker::new(5);
+        let mut passed = 0;
+        for _ in 0..100 {
+            let samples: Vec<f32> = (0..FRAME_SAMPLES).map(|_| person.sample(3000.0)).collect();
+            gate.push_reference(None);
+            if gate.classify(&frame_of(&samples), true).near_end_speech {
+                passed += 1;
+            }
+        }
+        assert!(passed > 30, "only {passed} speech frames passed");
+    }
+}
