@@ -2,12 +2,22 @@
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid usage or configuration.
 
+mod key;
+mod migrate;
+mod number;
+mod tenancy_support;
+mod tenant;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+
+pub use key::{KeyArgs, KeyCommand};
+pub use number::{NumberArgs, NumberCommand};
+pub use tenant::{TenantAddArgs, TenantArgs, TenantCommand};
 
 /// A failure that ends a subcommand.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +66,17 @@ pub enum Command {
     /// Run the server: SIP, media, AI loop and HTTP API.
     Serve,
     /// Apply pending database migrations and exit.
-    Migrate,
+    Migrate {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage tenants.
+    Tenant(TenantArgs),
+    /// Manage tenants' phone numbers.
+    Number(NumberArgs),
+    /// Manage tenants' API keys.
+    Key(KeyArgs),
 }
 
 impl Cli {
@@ -74,8 +94,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve => Err(CliError::Runtime(anyhow::anyhow!(
             "serve is not wired up yet in this build"
         ))),
-        Command::Migrate => Err(CliError::Runtime(anyhow::anyhow!(
-            "migrate is not wired up yet in this build"
-        ))),
+        Command::Migrate { json } => migrate::run(&config, json),
+        Command::Tenant(args) => tenant::run(&config, args),
+        Command::Number(args) => number::run(&config, args),
+        Command::Key(args) => key::run(&config, args),
     }
 }

@@ -16,6 +16,9 @@ pub struct DatabaseConfig {
     pub spool_dir: String,
     /// Queries slower than this are logged, in milliseconds.
     pub slow_query_ms: u64,
+    /// Longest a database operation may take before it fails, in milliseconds: admission then
+    /// rejects calls with 503 and call records go to the spool.
+    pub timeout_ms: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -25,6 +28,7 @@ impl Default for DatabaseConfig {
             max_connections: 10,
             spool_dir: "spool".into(),
             slow_query_ms: 200,
+            timeout_ms: 3_000,
         }
     }
 }
@@ -39,10 +43,31 @@ impl DatabaseConfig {
                 "use sqlite:FILE or postgres://user@host/database",
             ));
         }
+        if self.url.starts_with("sqlite:")
+            && (self.url.contains(":memory:") || self.url.contains("mode=memory"))
+        {
+            // Every pooled connection would open its own empty in-memory database.
+            return Err(ConfigError::key(
+                "database.url",
+                "an in-memory SQLite database cannot be shared by the pool; use sqlite:FILE",
+            ));
+        }
         if self.max_connections == 0 {
             return Err(ConfigError::key(
                 "database.max_connections",
                 "use 1 or more",
+            ));
+        }
+        if self.timeout_ms < 100 {
+            return Err(ConfigError::key(
+                "database.timeout_ms",
+                format!("{} is too short; use 100 or more", self.timeout_ms),
+            ));
+        }
+        if self.spool_dir.is_empty() {
+            return Err(ConfigError::key(
+                "database.spool_dir",
+                "set a directory for records that wait while the database is unavailable",
             ));
         }
         Ok(())
@@ -87,5 +112,84 @@ impl TenancyConfig {
             return Err(ConfigError::key("tenancy.lease_secs", "use 3 or more"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Key { key, .. } => key,
+            other => panic!("expected a key error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(DatabaseConfig::default().validate().is_ok());
+        assert!(TenancyConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn database_errors_name_the_key() {
+        let cases = [
+            (
+                DatabaseConfig {
+                    url: "mysql://db".into(),
+                    ..DatabaseConfig::default()
+                },
+                "database.url",
+            ),
+            (
+                DatabaseConfig {
+                    url: "sqlite::memory:".into(),
+                    ..DatabaseConfig::default()
+                },
+                "database.url",
+            ),
+            (
+                DatabaseConfig {
+                    max_connections: 0,
+                    ..DatabaseConfig::default()
+                },
+                "database.max_connections",
+            ),
+            (
+                DatabaseConfig {
+                    timeout_ms: 10,
+                    ..DatabaseConfig::default()
+                },
+                "database.timeout_ms",
+            ),
+            (
+                DatabaseConfig {
+                    spool_dir: String::new(),
+                    ..DatabaseConfig::default()
+                },
+                "database.spool_dir",
+            ),
+        ];
+        for (config, key) in cases {
+            assert_eq!(key_of(config.validate().unwrap_err()), key);
+        }
+    }
+
+    #[test]
+    fn tenancy_errors_name_the_key() {
+        let over_limit = TenancyConfig {
+            over_limit: "drop".into(),
+            ..TenancyConfig::default()
+        };
+        assert_eq!(
+            key_of(over_limit.validate().unwrap_err()),
+            "tenancy.over_limit"
+        );
+        let lease = TenancyConfig {
+            lease_secs: 2,
+            ..TenancyConfig::default()
+        };
+        assert_eq!(key_of(lease.validate().unwrap_err()), "tenancy.lease_secs");
     }
 }
