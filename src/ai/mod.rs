@@ -3,8 +3,10 @@
 //! tracing. The loop sees PCM frames and text, never sockets.
 
 pub mod cloud;
+pub mod conversation;
 mod config;
 pub mod provider;
+pub mod tools;
 
 pub use config::{
     AgentConfig, AiConfig, IntentConfig, LLM_NAMES, ProvidersConfig, STT_NAMES, TTS_NAMES,
