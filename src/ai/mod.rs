@@ -3,8 +3,8 @@
 //! tracing. The loop sees PCM frames and text, never sockets.
 
 pub mod cloud;
-pub mod conversation;
 mod config;
+pub mod conversation;
 pub mod provider;
 pub mod tools;
 

@@ -41,3 +41,26 @@ pub fn register() {
     }
     LazyLock::force(&CALL_DURATION);
 }
+
+/// Counts one call in [`ACTIVE_CALLS`] while it lives.
+pub struct ActiveGauge(());
+
+impl ActiveGauge {
+    /// Increments the gauge; dropping the guard decrements it.
+    pub fn new() -> Self {
+        ACTIVE_CALLS.inc();
+        ActiveGauge(())
+    }
+}
+
+impl Default for ActiveGauge {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for ActiveGauge {
+    fn drop(&mut self) {
+        ACTIVE_CALLS.dec();
+    }
+}

@@ -91,12 +91,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let config = cli.load_config()?;
     crate::observability::init_logging(&config.log);
     match cli.command {
-        Command::Serve => Err(CliError::Runtime(anyhow::anyhow!(
-            "serve is not wired up yet in this build"
-        ))),
+        Command::Serve => serve(config),
         Command::Migrate { json } => migrate::run(&config, json),
         Command::Tenant(args) => tenant::run(&config, args),
         Command::Number(args) => number::run(&config, args),
         Command::Key(args) => key::run(&config, args),
     }
+}
+
+/// Runs the server on a multi-threaded runtime until SIGTERM or SIGINT.
+fn serve(config: Config) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("voicegate")
+        .build()
+        .map_err(|error| CliError::Runtime(anyhow::anyhow!("starting the runtime: {error}")))?;
+    runtime.block_on(crate::server::run(config))?;
+    Ok(())
 }

@@ -98,3 +98,20 @@ pub static TICK_LATENESS: LazyLock<Histogram> = LazyLock::new(|| {
     )
     .expect("metric name is unique")
 });
+
+/// Creates every media metric so that `/metrics` lists them before the first call.
+pub fn register() {
+    LazyLock::force(&ACTIVE_SESSIONS);
+    LazyLock::force(&PACKETS_LOST);
+    LazyLock::force(&PACKETS_SENT);
+    for span in ["onset_to_decision", "decision_to_last_packet"] {
+        BARGE_IN_CUT.with_label_values(&[span]);
+    }
+    for mode in ["pause", "clear"] {
+        BARGE_INS.with_label_values(&[mode]);
+    }
+    LazyLock::force(&ECHO_RETURN_LOSS);
+    LazyLock::force(&ECHO_SUPPRESSED_FRAMES);
+    LazyLock::force(&EVENTS_DROPPED);
+    LazyLock::force(&TICK_LATENESS);
+}

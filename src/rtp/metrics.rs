@@ -80,3 +80,8 @@ pub(crate) fn add_drops(reason: DropReason, count: u64) {
             .inc_by(count);
     }
 }
+
+/// Creates the RTP metrics so that `/metrics` lists them before the first call.
+pub fn register_all() {
+    LazyLock::force(&METRICS);
+}

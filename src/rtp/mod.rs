@@ -36,6 +36,7 @@ pub use jitter::{
     PlayoutItem, PlayoutPacket,
 };
 pub use latch::{Latch, LatchConfig, LatchVerdict, PlayedStream};
+pub use metrics::register_all as register_metrics;
 pub use packet::{BuildError, PacketError, RTP_HEADER_LEN, RTP_VERSION, RtpHeader, RtpPacket};
 pub use port::{PortAllocator, PortError, PortLease};
 pub use sender::{RtpSender, SenderCounts};
