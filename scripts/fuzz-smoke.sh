@@ -16,6 +16,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 export RUSTC_BOOTSTRAP=1
+# Debug info would double the size of the fuzz build and is not needed to report a crash input.
+export CARGO_PROFILE_RELEASE_DEBUG=false
 # Build against the same dependency versions as the main crate.
 cp Cargo.lock fuzz/Cargo.lock
 
