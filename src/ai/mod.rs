@@ -3,11 +3,14 @@
 //! tracing. The loop sees PCM frames and text, never sockets.
 
 pub mod cloud;
-pub mod conversation;
 mod config;
+pub mod conversation;
+pub mod offline;
 pub mod provider;
+pub mod registry;
 pub mod tools;
 
 pub use config::{
     AgentConfig, AiConfig, IntentConfig, LLM_NAMES, ProvidersConfig, STT_NAMES, TTS_NAMES,
 };
+pub use registry::Registry;
