@@ -114,7 +114,7 @@ async fn registry_rejects_missing_key() {
             // The environment supplies this key, so nothing is missing.
             continue;
         }
-        let error = result.err().expect("missing key is rejected");
+        let error = result.expect_err("missing key is rejected");
         assert!(matches!(error, ProviderError::Config { .. }), "{error:?}");
         assert!(error.to_string().contains(variable), "{error}");
     }

@@ -122,8 +122,10 @@ async fn scripted_fallback_without_match() {
 
 #[tokio::test]
 async fn scripted_transfer_action() {
-    let mut config = AgentConfig::default();
-    config.transfer_target = "sip:desk@example.com".to_owned();
+    let config = AgentConfig {
+        transfer_target: "sip:desk@example.com".to_owned(),
+        ..AgentConfig::default()
+    };
     let agent = ScriptedAgent::new(&config);
     let (text, tools) = reply(&agent, "Can I speak to a human?").await;
     assert_eq!(text, answer(&config, "human"));
