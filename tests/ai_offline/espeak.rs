@@ -214,3 +214,15 @@ async fn espeak_missing_program_is_connect_error() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn espeak_blank_text_is_empty() {
+    // espeak-ng run on blank text would still yield the resampler's tail as one chunk.
+    let tts = espeak();
+    let stream = tts
+        .synthesize("  \n ", &VoiceOptions::default())
+        .await
+        .expect("blank text is accepted");
+    let chunks: Vec<_> = stream.collect().await;
+    assert!(chunks.is_empty(), "{} chunks", chunks.len());
+}

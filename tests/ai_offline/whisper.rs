@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use voicegate::ai::offline::WhisperStt;
+use voicegate::ai::offline::{HelperSettings, WhisperHelper, WhisperStt};
 use voicegate::ai::provider::{ProviderError, SttEvent};
 use voicegate::media::codec::{linear_to_ulaw, ulaw_to_linear};
 use voicegate::media::resample::convert_clip;
@@ -121,4 +121,34 @@ async fn whisper_fails_after_shutdown() {
         matches!(result, Err(ProviderError::Connect { .. })),
         "{result:?}"
     );
+}
+
+#[tokio::test]
+async fn whisper_missing_python_fails_warm_up() {
+    let helper = WhisperHelper::new(HelperSettings {
+        python: "/nonexistent/python3".to_owned(),
+        model: String::new(),
+    });
+    let result = helper.warm_up().await;
+    let message = result.expect_err("no interpreter").to_string();
+    assert!(message.contains("ai.whisper_python"), "{message}");
+    assert_eq!(helper.status().failed_starts, 1);
+    helper.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whisper_missing_model_fails_warm_up() {
+    let helper = WhisperHelper::new(HelperSettings {
+        python: "python3".to_owned(),
+        model: "/nonexistent/whisper-model".to_owned(),
+    });
+    let result = helper.warm_up().await;
+    assert!(
+        matches!(result, Err(ProviderError::Connect { .. })),
+        "{result:?}"
+    );
+    let status = helper.status();
+    assert!(!status.ready);
+    assert_eq!(status.starts, 1);
+    helper.shutdown().await;
 }

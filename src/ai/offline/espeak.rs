@@ -126,6 +126,9 @@ impl TtsProvider for EspeakTts {
                 text.len()
             )));
         }
+        if text.trim().is_empty() {
+            return Ok(stream::empty().boxed());
+        }
         let permit = Arc::clone(&self.slots)
             .acquire_owned()
             .await

@@ -29,6 +29,8 @@ const SCRIPT: &str = include_str!("../../../python/whisper_helper.py");
 const QUEUE_LEN: usize = 64;
 /// Time the helper may take to load the model and print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest wait for one transcription, queueing included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// First restart delay; it doubles per failed start up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -53,6 +55,8 @@ pub struct HelperStatus {
     pub ready: bool,
     /// How many times the child was started.
     pub starts: u32,
+    /// How many starts failed before the model was loaded.
+    pub failed_starts: u32,
 }
 
 struct Job {
@@ -111,9 +115,18 @@ impl WhisperHelper {
     pub async fn warm_up(&self) -> Result<(), ProviderError> {
         self.ensure_started()?;
         let mut status = self.inner.status.subscribe();
-        let ready = status.wait_for(|s| s.ready);
-        match tokio::time::timeout(START_TIMEOUT, ready).await {
-            Ok(Ok(_)) => Ok(()),
+        let failed_before = status.borrow().failed_starts;
+        let settled = status.wait_for(|s| s.ready || s.failed_starts > failed_before);
+        match tokio::time::timeout(START_TIMEOUT, settled).await {
+            Ok(Ok(status)) if status.ready => Ok(()),
+            Ok(Ok(_)) => Err(ProviderError::Connect {
+                provider: PROVIDER,
+                message: format!(
+                    "the helper failed to start with `{}`; check ai.whisper_python and \
+                     ai.whisper_model",
+                    self.inner.settings.python
+                ),
+            }),
             Ok(Err(_)) => Err(stopped()),
             Err(_) => Err(ProviderError::Timeout {
                 provider: PROVIDER,
@@ -145,7 +158,14 @@ impl WhisperHelper {
             },
             mpsc::error::TrySendError::Closed(_) => stopped(),
         })?;
-        receive.await.map_err(|_| stopped())?
+        match tokio::time::timeout(REQUEST_TIMEOUT, receive).await {
+            Ok(reply) => reply.map_err(|_| stopped())?,
+            // TODO: a helper that hangs is not killed; only its callers give up.
+            Err(_) => Err(ProviderError::Timeout {
+                provider: PROVIDER,
+                after: REQUEST_TIMEOUT,
+            }),
+        }
     }
 
     /// Stops the supervisor and kills the child; pending requests fail.
@@ -195,6 +215,9 @@ async fn supervise(inner: Arc<Inner>, mut jobs: mpsc::Receiver<Job>) {
         inner.status.send_modify(|s| {
             s.pid = None;
             s.ready = false;
+            if !served {
+                s.failed_starts += 1;
+            }
         });
         if inner.stop.is_cancelled() {
             break;
@@ -227,11 +250,26 @@ fn fail_queued(jobs: &mut mpsc::Receiver<Job>, message: &str) {
     }
 }
 
-/// Writes the embedded script to a private file and returns its path.
+/// Writes the embedded script to a new file, readable only by this user, and returns its
+/// path. `create_new` fails rather than follow a file or link another user planted.
 fn write_script() -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir();
-    let path = dir.join(format!("voicegate-whisper-{}.py", std::process::id()));
-    std::fs::write(&path, SCRIPT).map_err(|err| format!("{}: {err}", path.display()))?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let name = format!(
+        "voicegate-whisper-{}-{:016x}.py",
+        std::process::id(),
+        rand::random::<u64>()
+    );
+    let path = std::env::temp_dir().join(name);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|err| format!("{}: {err}", path.display()))?;
+    file.write_all(SCRIPT.as_bytes())
+        .map_err(|err| format!("{}: {err}", path.display()))?;
     Ok(path)
 }
 
