@@ -253,6 +253,7 @@ impl Config {
         self.rtp.validate()?;
         self.media.validate()?;
         self.ai.validate()?;
+        self.providers.validate()?;
         self.agent.validate()?;
         self.database.validate()?;
         self.tenancy.validate()?;

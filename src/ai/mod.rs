@@ -5,9 +5,12 @@
 pub mod cloud;
 mod config;
 pub mod conversation;
+pub mod offline;
 pub mod provider;
+pub mod registry;
 pub mod tools;
 
 pub use config::{
     AgentConfig, AiConfig, IntentConfig, LLM_NAMES, ProvidersConfig, STT_NAMES, TTS_NAMES,
 };
+pub use registry::Registry;

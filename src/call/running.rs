@@ -108,17 +108,14 @@ pub(super) async fn run(
 
     let (end_reason, outcome) = match context.media.start_session(port, params) {
         Ok(session) => {
-            converse(
+            let scope = Scope {
                 context,
-                &mut active,
-                session,
-                &tenant,
-                &settings,
-                chains,
-                &call_id,
+                tenant: &tenant,
+                settings: &settings,
+                call_id: &call_id,
                 strict_source,
-            )
-            .await
+            };
+            converse(&scope, &mut active, session, chains).await
         }
         Err(error) => {
             tracing::warn!(%call_id, %error, "media session failed to start");
@@ -161,18 +158,31 @@ pub(super) async fn run(
     );
 }
 
+/// What a running call refers to while it converses.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    context: &'a Arc<CallContext>,
+    tenant: &'a Tenant,
+    settings: &'a CallSettings,
+    call_id: &'a str,
+    strict_source: bool,
+}
+
 /// Drives SIP events, the media session and the conversation loop until the call ends.
 /// Returns the CDR end reason and the conversation's outcome.
 async fn converse(
-    context: &Arc<CallContext>,
+    scope: &Scope<'_>,
     active: &mut ActiveCall,
     mut session: MediaSession,
-    tenant: &Tenant,
-    settings: &CallSettings,
     chains: ProviderChains,
-    call_id: &str,
-    strict_source: bool,
 ) -> (String, Option<ConversationOutcome>) {
+    let Scope {
+        context,
+        tenant,
+        settings,
+        call_id,
+        strict_source,
+    } = *scope;
     let (_, placeholder) = mpsc::channel(1);
     let media_events = std::mem::replace(&mut session.events, placeholder);
     let (control_tx, control_rx) = mpsc::channel(32);

@@ -1,5 +1,6 @@
 //! The node's AI providers, as the call layer sees them.
 
+use crate::ai::Registry;
 use crate::ai::conversation::ProviderChains;
 use crate::ai::provider::ProviderError;
 use crate::call::{CallSettings, ProviderSource};
@@ -8,28 +9,39 @@ use crate::tenancy::ProviderKeys;
 
 /// Provider clients shared by every call of the node.
 pub struct Providers {
-    _config: (),
+    registry: Registry,
 }
 
 impl Providers {
     /// Builds the clients named in the configuration.
-    pub fn new(_config: &Config) -> Result<Providers, ProviderError> {
-        Ok(Providers { _config: () })
+    pub fn new(config: &Config) -> Result<Providers, ProviderError> {
+        let registry = Registry::new(&config.ai, &config.providers, &config.agent)?;
+        Ok(Providers { registry })
     }
 
-    /// Loads models and starts helper processes before the first call.
-    pub async fn warm_up(&self) {}
+    /// Loads the Whisper model before the first call.
+    pub async fn warm_up(&self) {
+        self.registry.warm_up().await;
+    }
 
-    /// Stops helper processes.
-    pub async fn shutdown(&self) {}
+    /// Stops the Whisper helper.
+    pub async fn shutdown(&self) {
+        self.registry.shutdown().await;
+    }
 }
 
 impl ProviderSource for Providers {
     fn chains(
         &self,
-        _settings: &CallSettings,
-        _keys: &ProviderKeys,
+        settings: &CallSettings,
+        keys: &ProviderKeys,
     ) -> Result<ProviderChains, ProviderError> {
-        Ok(ProviderChains::default())
+        self.registry.chains(
+            &settings.stt,
+            &settings.llm,
+            &settings.tts,
+            &settings.agent,
+            keys,
+        )
     }
 }
