@@ -103,6 +103,20 @@ impl Hearing {
         self.levels[index] = level_dbfs(samples);
     }
 
+    /// End of the last audible frame heard so far.
+    pub fn last_audible_end_ms(&self) -> Option<f64> {
+        let last = self
+            .levels
+            .iter()
+            .rposition(|&level| level >= AUDIBLE_DBFS)?;
+        Some((last + 1) as f64 * f64::from(FRAME_MS))
+    }
+
+    /// Frames heard so far, counting silent gaps.
+    pub fn frames(&self) -> usize {
+        self.levels.len()
+    }
+
     /// Talkspurts heard, in order.
     pub fn spurts(&self) -> Vec<Span> {
         talkspurts(&self.levels, 0.0, TALKSPURT_GAP_MS)
@@ -203,6 +217,12 @@ mod tests {
         assert_eq!(spurts[0].start_ms, 0.0);
         assert_eq!(spurts[0].end_ms, 300.0);
         assert_eq!(spurts[1].start_ms, 700.0);
+    }
+
+    #[test]
+    fn last_audible_end_ignores_trailing_silence() {
+        assert_eq!(hearing("..###.....").last_audible_end_ms(), Some(100.0));
+        assert_eq!(hearing(".....").last_audible_end_ms(), None);
     }
 
     #[test]

@@ -1,0 +1,203 @@
+//! `voicegate call` and `voicegate loadtest` run as a user runs them, against SIPp.
+
+use super::peer::{Answer, caller_wav, json, start_sipp, transcribe, voicegate};
+
+#[test]
+fn call_plays_records_and_reports() {
+    let sipp = start_sipp(15_301, Answer::Speech("PCMU"), false);
+    let dir = tempfile::tempdir().unwrap();
+    let play = caller_wav(dir.path());
+    let record = dir.path().join("heard.wav");
+    let uri = format!("sip:+15551230000@127.0.0.1:{}", sipp.port);
+    let output = voicegate(&[
+        "call",
+        &uri,
+        "--play",
+        play.to_str().unwrap(),
+        "--record",
+        record.to_str().unwrap(),
+        "--reply-timeout",
+        "1",
+        "--json",
+    ]);
+    let report = json(&output);
+    assert!(
+        output.status.success(),
+        "exit status {:?}: {report}",
+        output.status
+    );
+    assert_eq!(report["status"], 200);
+    assert_eq!(report["answered"], true);
+    assert_eq!(report["codec"], "PCMU");
+    assert_eq!(report["ended_by"], "caller");
+    assert!(report["call_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(report["setup_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+    // The greeting is about 4 s of speech at 50 packets a second.
+    assert!(
+        report["rtp"]["received"].as_u64().is_some_and(|n| n > 100),
+        "{report}"
+    );
+    assert_eq!(report["rtp"]["lost"], 0);
+    let first_audio = report["first_audio_ms"].as_f64().expect("greeting heard");
+    assert!(first_audio < 1_000.0, "{report}");
+    // The caller spoke once, after the greeting, and SIPp did not answer it.
+    let turns = report["turns"].as_array().expect("turns");
+    assert_eq!(turns.len(), 1, "{report}");
+    assert!(
+        turns[0]["speech_end_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms > first_audio)
+    );
+    assert!(turns[0]["reply_ms"].is_null());
+    assert!(report["barge_in"].is_null());
+
+    let heard = transcribe(&record);
+    for word in ["calling", "help"] {
+        assert!(heard.contains(word), "recording transcribed as {heard:?}");
+    }
+}
+
+#[test]
+fn call_with_pcma_and_summary() {
+    let sipp = start_sipp(15_311, Answer::Speech("PCMA"), false);
+    let uri = format!("127.0.0.1:{}", sipp.port);
+    let output = voicegate(&["call", &uri, "--codec", "pcma", "--hangup-after", "2"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("200 OK"), "{stdout}");
+    assert!(stdout.contains("(PCMA)"), "{stdout}");
+    assert!(stdout.contains("ended by caller"), "{stdout}");
+}
+
+#[test]
+fn call_over_tcp() {
+    let sipp = start_sipp(15_321, Answer::Speech("PCMU"), true);
+    let uri = format!("sip:100@127.0.0.1:{}", sipp.port);
+    let output = voicegate(&[
+        "call",
+        &uri,
+        "--transport",
+        "tcp",
+        "--hangup-after",
+        "1.5",
+        "--json",
+    ]);
+    let report = json(&output);
+    assert!(output.status.success(), "{report}");
+    assert_eq!(report["status"], 200);
+    assert!(
+        report["rtp"]["received"].as_u64().is_some_and(|n| n > 0),
+        "{report}"
+    );
+}
+
+#[test]
+fn rejected_call_exits_1_with_status() {
+    let sipp = start_sipp(15_331, Answer::Reject(486, "Busy Here"), false);
+    let uri = format!("sip:100@127.0.0.1:{}", sipp.port);
+    let output = voicegate(&["call", &uri, "--json"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(report["status"], 486);
+    assert_eq!(report["answered"], false);
+    assert!(report["setup_ms"].is_null());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("486 Busy Here"), "{stderr}");
+}
+
+#[test]
+fn loadtest_twenty_calls_without_failure() {
+    let sipp = start_sipp(15_341, Answer::Speech("PCMU"), false);
+    let uri = format!("sip:100@127.0.0.1:{}", sipp.port);
+    let output = voicegate(&[
+        "loadtest",
+        &uri,
+        "--calls",
+        "20",
+        "--rate",
+        "20",
+        "--concurrency",
+        "10",
+        "--duration",
+        "1.5",
+        "--json",
+    ]);
+    let summary = json(&output);
+    assert!(output.status.success(), "{summary}");
+    assert_eq!(summary["attempted"], 20);
+    assert_eq!(summary["answered"], 20);
+    assert_eq!(summary["failed"], 0);
+    assert!(summary["setup_ms_p50"].as_f64().is_some());
+    assert!(summary["setup_ms_p95"].as_f64().is_some());
+    assert_eq!(summary["rtp_loss_pct"], 0.0);
+    assert!(summary["jitter_ms_p95"].as_f64().is_some());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("started"), "no progress line: {stderr}");
+}
+
+#[test]
+fn invalid_options_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.wav");
+    let not_wav = dir.path().join("text.wav");
+    std::fs::write(&not_wav, "hello").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["call", "sip:100@example.com"], "IP address"),
+        (&["call", "127.0.0.1:15399", "--codec", "gsm"], "gsm"),
+        (&["call", "127.0.0.1:15399", "--transport", "sctp"], "sctp"),
+        (
+            &["call", "127.0.0.1:15399", "--hangup-after", "0"],
+            "--hangup-after",
+        ),
+        (
+            &["call", "127.0.0.1:15399", "--barge-in-at=-1"],
+            "--barge-in-at",
+        ),
+        (
+            &[
+                "call",
+                "127.0.0.1:15399",
+                "--play",
+                missing.to_str().unwrap(),
+            ],
+            "missing.wav",
+        ),
+        (
+            &[
+                "call",
+                "127.0.0.1:15399",
+                "--play",
+                not_wav.to_str().unwrap(),
+            ],
+            "RIFF",
+        ),
+        (
+            &[
+                "call",
+                "127.0.0.1:15399",
+                "--record",
+                "/nonexistent/dir/x.wav",
+            ],
+            "does not exist",
+        ),
+        (&["loadtest", "127.0.0.1:15399", "--calls", "0"], "--calls"),
+        (&["loadtest", "127.0.0.1:15399", "--rate", "0"], "--rate"),
+        (
+            &["loadtest", "127.0.0.1:15399", "--concurrency", "0"],
+            "--concurrency",
+        ),
+    ];
+    for (args, named) in cases {
+        let output = voicegate(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(named),
+            "{args:?} should name {named}: {stderr}"
+        );
+    }
+}
