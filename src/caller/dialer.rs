@@ -32,10 +32,10 @@ pub const RTP_PORT_MAX: u16 = 49_999;
 /// §17.1.1.2) normally ends the attempt first with 408.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(40);
 
-/// What one call does.
+/// Settings of one call.
 #[derive(Debug, Clone)]
 pub struct CallSettings {
-    /// Where to call.
+    /// Dial target.
     pub target: Target,
     /// Transport when the target names none.
     pub transport: Transport,
@@ -49,7 +49,7 @@ pub struct CallSettings {
     pub script: ScriptSettings,
 }
 
-/// Why the caller could not start.
+/// Failure to start a [`Dialer`].
 #[derive(Debug, thiserror::Error)]
 pub enum DialerError {
     /// No local address routes to the target.
@@ -73,9 +73,6 @@ pub struct Dialer {
     sip: SipHandle,
     media: MediaEngine,
     local_ip: IpAddr,
-    // Calls offered to the caller are never taken; keeping the receiver open lets the driver
-    // queue them until it answers 503 rather than fail on a closed channel.
-    _incoming: mpsc::Receiver<IncomingCall>,
 }
 
 impl Dialer {
@@ -91,6 +88,7 @@ impl Dialer {
             ..SipConfig::default()
         };
         let (sip, incoming) = SipServer::start(&sip_config, &[]).await?;
+        tokio::spawn(decline_incoming(incoming));
         let rtp = RtpConfig {
             port_min: RTP_PORT_MIN,
             port_max: RTP_PORT_MAX,
@@ -107,7 +105,6 @@ impl Dialer {
             sip,
             media,
             local_ip,
-            _incoming: incoming,
         })
     }
 
@@ -172,8 +169,8 @@ impl Dialer {
             }
         };
         let answer = Instant::now();
-        // The endpoint reports every 2xx as the answer without its code; 200 is the only
-        // 2xx an INVITE gets in practice.
+        // NOTE: the endpoint reports any 2xx as the answer without its code; 200 is the
+        // only 2xx an INVITE gets in practice.
         report.status = 200;
         report.reason = "OK".into();
         report.answered = true;
@@ -184,6 +181,8 @@ impl Dialer {
             enabled: false,
             ..BargeInSettings::default()
         };
+        // NOTE: a peer that loops our own packets back (SIPp -rtp_echo) is treated by the RTP
+        // session as an SSRC collision on every packet, so nothing from it is heard.
         let params = StreamParams::from_negotiated(&active.negotiated, false, barge_in);
         report.codec = params.codec.name.encoding_name().to_string();
         let session = match self.media.start_session(port, params) {
@@ -207,6 +206,13 @@ impl Dialer {
     /// Ends every call still up and stops the SIP stack.
     pub async fn shutdown(&self) {
         self.sip.shutdown().await;
+    }
+}
+
+/// Rejects calls offered to the caller with 603, because it only places calls.
+async fn decline_incoming(mut incoming: mpsc::Receiver<IncomingCall>) {
+    while let Some(call) = incoming.recv().await {
+        call.server.reject(603, "Decline", Vec::new());
     }
 }
 

@@ -34,7 +34,7 @@ pub struct Listening {
     pub barge_in: BargeInSettings,
 }
 
-/// What the caller heard and did so far.
+/// Audio heard and play times of one call so far.
 #[derive(Default)]
 struct Log {
     hearing: Hearing,

@@ -24,7 +24,7 @@ pub struct LoadSettings {
     pub rate: f64,
     /// Calls up at once at most; a new call waits for a free slot.
     pub concurrency: usize,
-    /// What each call does.
+    /// Settings of each call.
     pub call: CallSettings,
 }
 

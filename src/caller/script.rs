@@ -44,7 +44,7 @@ impl Default for ScriptSettings {
     }
 }
 
-/// What the caller should do now.
+/// Next step of the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Nothing yet.
@@ -55,7 +55,7 @@ pub enum Action {
     Hangup(HangupCause),
 }
 
-/// Why the script hangs up.
+/// Reason the script hangs up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HangupCause {
     /// The script finished: the reply (or greeting) ended.

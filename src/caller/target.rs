@@ -13,13 +13,13 @@ const DEFAULT_SIP_PORT: u16 = 5060;
 pub struct Target {
     /// Request-URI to send, always with a `sip:` scheme.
     pub uri: String,
-    /// Where the INVITE goes.
+    /// Destination of the INVITE.
     pub addr: SocketAddr,
     /// Transport named by a `;transport=` parameter, if any.
     pub transport: Option<Transport>,
 }
 
-/// Why a dial target is invalid.
+/// Error parsing a dial target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
     /// `sips:` needs TLS, which the caller does not speak.

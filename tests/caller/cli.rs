@@ -201,3 +201,35 @@ fn invalid_options_exit_2() {
         );
     }
 }
+
+#[test]
+fn barge_in_over_greeting_is_measured() {
+    // SIPp keeps talking, so the "cut" is the rest of its greeting: the figures must still
+    // place the onset at the requested time and the silence after it.
+    let sipp = start_sipp(15_351, Answer::Speech("PCMU"), false);
+    let dir = tempfile::tempdir().unwrap();
+    let play = caller_wav(dir.path());
+    let uri = format!("sip:100@127.0.0.1:{}", sipp.port);
+    let output = voicegate(&[
+        "call",
+        &uri,
+        "--play",
+        play.to_str().unwrap(),
+        "--barge-in-at",
+        "1",
+        "--hangup-after",
+        "6",
+        "--json",
+    ]);
+    let report = json(&output);
+    assert!(output.status.success(), "{report}");
+    let barge_in = &report["barge_in"];
+    let onset = barge_in["onset_ms"].as_f64().expect("barge-in measured");
+    let silence = barge_in["silence_ms"].as_f64().expect("silence measured");
+    let cut = barge_in["cut_ms"].as_f64().expect("cut measured");
+    // espeak-ng starts speaking within a few frames of the WAV's start.
+    assert!((1_000.0..1_300.0).contains(&onset), "{report}");
+    assert!(silence > onset, "{report}");
+    assert!((cut - (silence - onset)).abs() < 1e-6, "{report}");
+    assert_eq!(report["ended_by"], "caller");
+}

@@ -210,7 +210,7 @@ pub fn json(output: &Output) -> serde_json::Value {
     })
 }
 
-/// A caller utterance made with espeak-ng at 22050 Hz, the rate espeak-ng speaks at.
+/// Writes a caller utterance made with espeak-ng at 22050 Hz, the rate espeak-ng speaks at.
 pub fn caller_wav(dir: &Path) -> PathBuf {
     let path = dir.join("caller.wav");
     speech_wav(
