@@ -233,3 +233,40 @@ fn barge_in_over_greeting_is_measured() {
     assert!((cut - (silence - onset)).abs() < 1e-6, "{report}");
     assert_eq!(report["ended_by"], "caller");
 }
+
+#[test]
+fn reply_latency_is_measured() {
+    // SIPp stays silent for 5 s after the ACK and then speaks; the caller talks at 0.5 s.
+    let sipp = start_sipp(15_361, Answer::ReplyAfter(5_000), false);
+    let dir = tempfile::tempdir().unwrap();
+    let play = caller_wav(dir.path());
+    let uri = format!("sip:100@127.0.0.1:{}", sipp.port);
+    let output = voicegate(&[
+        "call",
+        &uri,
+        "--play",
+        play.to_str().unwrap(),
+        "--greeting-timeout",
+        "0.5",
+        "--json",
+    ]);
+    let report = json(&output);
+    assert!(output.status.success(), "{report}");
+    let first_audio = report["first_audio_ms"].as_f64().expect("reply heard");
+    // The ACK leaves at the answer; SIPp's pause and the caller's jitter buffer add the rest.
+    assert!((5_000.0..5_500.0).contains(&first_audio), "{report}");
+    let turns = report["turns"].as_array().expect("turns");
+    assert_eq!(turns.len(), 1, "{report}");
+    let speech_end = turns[0]["speech_end_ms"].as_f64().expect("speech end");
+    assert!(speech_end > 500.0 && speech_end < 5_000.0, "{report}");
+    assert_eq!(turns[0]["reply_start_ms"].as_f64(), Some(first_audio));
+    let reply_ms = turns[0]["reply_ms"].as_f64().expect("reply latency");
+    assert!(
+        (reply_ms - (first_audio - speech_end)).abs() < 1e-6,
+        "{report}"
+    );
+    // The script hangs up 2 s after the reply (about 4 s of speech) ends.
+    let duration = report["duration_ms"].as_f64().expect("duration");
+    assert!(duration > first_audio + 2_000.0, "{report}");
+    assert_eq!(report["ended_by"], "caller");
+}

@@ -23,6 +23,9 @@ impl Drop for Sipp {
 pub enum Answer {
     /// 200 with this codec (`PCMU` or `PCMA`), then streams speech made by espeak-ng.
     Speech(&'static str),
+    /// 200 with PCMU, silence for this many milliseconds after the ACK, then speech: a
+    /// reply at a known time.
+    ReplyAfter(u32),
     /// A final error status.
     Reject(u16, &'static str),
 }
@@ -72,8 +75,12 @@ pub fn transcribe(path: &Path) -> String {
 
 fn scenario(answer: &Answer) -> String {
     match answer {
-        Answer::Speech(codec) => {
-            let pt = if *codec == "PCMA" { 8 } else { 0 };
+        Answer::Speech(_) | Answer::ReplyAfter(_) => {
+            let (codec, delay_ms) = match answer {
+                Answer::Speech(codec) => (*codec, 0),
+                _ => ("PCMU", delay_of(answer)),
+            };
+            let pt = if codec == "PCMA" { 8 } else { 0 };
             format!(
                 r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="answer and speak">
@@ -112,6 +119,7 @@ fn scenario(answer: &Answer) -> String {
     ]]>
   </send>
   <recv request="ACK" crlf="true"/>
+  <pause milliseconds="{delay_ms}"/>
   <nop>
     <action>
       <exec rtp_stream="greeting.wav,1,{pt}"/>
@@ -155,14 +163,26 @@ fn scenario(answer: &Answer) -> String {
     }
 }
 
+fn delay_of(answer: &Answer) -> u32 {
+    match answer {
+        Answer::ReplyAfter(delay_ms) => *delay_ms,
+        _ => 0,
+    }
+}
+
 /// The greeting SIPp plays to each caller.
 pub const GREETING: &str = "Thank you for calling the bakery. How can I help you today?";
 
 /// Starts SIPp as a UAS on `port` (UDP, or TCP when `tcp`) answering as `answer`.
 pub fn start_sipp(port: u16, answer: Answer, tcp: bool) -> Sipp {
     let dir = tempfile::tempdir().expect("temporary directory");
-    if let Answer::Speech(codec) = &answer {
-        let encoding = if *codec == "PCMA" { "a-law" } else { "u-law" };
+    let codec = match &answer {
+        Answer::Speech(codec) => Some(*codec),
+        Answer::ReplyAfter(_) => Some("PCMU"),
+        Answer::Reject(..) => None,
+    };
+    if let Some(codec) = codec {
+        let encoding = if codec == "PCMA" { "a-law" } else { "u-law" };
         speech_wav(GREETING, &dir.path().join("greeting.wav"), 8_000, encoding);
     }
     let file = dir.path().join("uas.xml");
