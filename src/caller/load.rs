@@ -62,13 +62,17 @@ impl Counters {
     }
 }
 
-/// Runs the load test and summarises every call. `progress` is called about once a second
-/// with the time since the start.
+/// Runs the load test and summarises every call placed. `progress` is called about once a
+/// second with the time since the start. When `interrupt` resolves, no new call starts and
+/// the calls up are ended with BYE.
 pub async fn run(
     dialer: Arc<Dialer>,
     settings: LoadSettings,
+    interrupt: impl Future<Output = ()>,
     mut progress: impl FnMut(Duration, Progress),
 ) -> LoadSummary {
+    tokio::pin!(interrupt);
+    let mut interrupted = false;
     let start = Instant::now();
     let counters = Arc::new(Counters::default());
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
@@ -85,9 +89,14 @@ pub async fn run(
     );
     let mut placed = 0u64;
 
-    while placed < settings.calls || !calls.is_empty() {
+    while (placed < settings.calls && !interrupted) || !calls.is_empty() {
+        let more = placed < settings.calls && !interrupted;
         tokio::select! {
-            _ = pacing.tick(), if placed < settings.calls && slots.available_permits() > 0 => {
+            () = &mut interrupt, if !interrupted => {
+                interrupted = true;
+                dialer.shutdown().await;
+            }
+            _ = pacing.tick(), if more && slots.available_permits() > 0 => {
                 // Only this loop takes permits, so one is free.
                 let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else { continue };
                 placed += 1;

@@ -156,7 +156,16 @@ pub fn run_call(args: CallArgs) -> Result<(), CliError> {
         let dialer = Dialer::start(settings.target.addr, 1)
             .await
             .map_err(|error| CliError::Runtime(error.into()))?;
-        let report = dialer.call(&settings).await;
+        let call = dialer.call(&settings);
+        tokio::pin!(call);
+        let report = tokio::select! {
+            report = &mut call => report,
+            _ = tokio::signal::ctrl_c() => {
+                // Shutting down sends BYE, which ends the call and lets it report.
+                dialer.shutdown().await;
+                call.await
+            }
+        };
         dialer.shutdown().await;
         Ok(report)
     })?;
@@ -206,7 +215,15 @@ pub fn run_loadtest(args: LoadtestArgs) -> Result<(), CliError> {
             .await
             .map_err(|error| CliError::Runtime(error.into()))?;
         let dialer = Arc::new(dialer);
-        let summary = crate::caller::load::run(Arc::clone(&dialer), settings, print_progress).await;
+        let interrupt = async {
+            // Without a signal handler the test runs to the end.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let summary =
+            crate::caller::load::run(Arc::clone(&dialer), settings, interrupt, print_progress)
+                .await;
         dialer.shutdown().await;
         Ok(summary)
     })?;
