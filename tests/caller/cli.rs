@@ -270,3 +270,46 @@ fn reply_latency_is_measured() {
     assert!(duration > first_audio + 2_000.0, "{report}");
     assert_eq!(report["ended_by"], "caller");
 }
+
+#[test]
+fn play_resamples_float_stereo_wav() {
+    let sipp = start_sipp(15_371, Answer::Speech("PCMU"), false);
+    let dir = tempfile::tempdir().unwrap();
+    let mono = caller_wav(dir.path());
+    let stereo = dir.path().join("float48k.wav");
+    let status = std::process::Command::new("sox")
+        .arg(&mono)
+        .args(["-r", "48000", "-c", "2", "-e", "floating-point", "-b", "32"])
+        .arg(&stereo)
+        .status()
+        .unwrap();
+    assert!(status.success(), "sox failed");
+    let reference = voicegate::media::wav::read_16k(&mono).unwrap();
+    let spoken = voicegate::caller::analysis::utterances(&reference);
+    assert_eq!(spoken.len(), 1, "{spoken:?}");
+    let spoken_ms = spoken[0].end_ms - spoken[0].start_ms;
+
+    let uri = format!("sip:100@127.0.0.1:{}", sipp.port);
+    let output = voicegate(&[
+        "call",
+        &uri,
+        "--play",
+        stereo.to_str().unwrap(),
+        "--barge-in-at",
+        "0.5",
+        "--hangup-after",
+        "5",
+        "--json",
+    ]);
+    let report = json(&output);
+    assert!(output.status.success(), "{report}");
+    let onset = report["barge_in"]["onset_ms"].as_f64().expect("onset");
+    let end = report["turns"][0]["speech_end_ms"]
+        .as_f64()
+        .expect("speech end");
+    // The same speech at 48 kHz stereo float lasts as long as the 22.05 kHz mono original.
+    assert!(
+        ((end - onset) - spoken_ms).abs() <= 40.0,
+        "{report}; expected {spoken_ms} ms"
+    );
+}
