@@ -146,6 +146,13 @@ pub fn run_call(args: CallArgs) -> Result<(), CliError> {
         .hangup_after
         .map(|secs| seconds_ms("--hangup-after", secs, false))
         .transpose()?;
+    if let (Some(at), None) = (args.barge_in_at, &args.common.play) {
+        return Err(usage(
+            "--barge-in-at",
+            &at.to_string(),
+            "it starts the play, so give --play WAV as well",
+        ));
+    }
     if let Some(path) = &args.record {
         check_output_path("--record", path)?;
     }

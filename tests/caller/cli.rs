@@ -184,6 +184,7 @@ fn invalid_options_exit_2() {
             ],
             "does not exist",
         ),
+        (&["call", "127.0.0.1:15399", "--barge-in-at", "1"], "--play"),
         (&["loadtest", "127.0.0.1:15399", "--calls", "0"], "--calls"),
         (&["loadtest", "127.0.0.1:15399", "--rate", "0"], "--rate"),
         (
