@@ -89,7 +89,7 @@ pub async fn run(mut call: Listening, settings: &CallSettings, report: &mut Call
                 Some(CallEvent::MediaChanged(negotiated)) => {
                     let params = StreamParams::from_negotiated(&negotiated, false, call.barge_in);
                     if let Err(error) = call.session.update(params) {
-                        tracing::warn!(%error, "test caller could not apply a media change");
+                        tracing::warn!(%error, call_id = %call.call.call_id, "test caller could not apply a media change");
                     }
                 }
                 Some(_) => {}
