@@ -29,7 +29,7 @@ fn media(port: u16) -> LocalMedia {
     LocalMedia {
         addr: IpAddr::from([127, 0, 0, 1]),
         port,
-        codecs: vec![CodecName::Pcmu],
+        codecs: CodecName::ALL.to_vec(),
         ptime_ms: 20,
         rtcp_mux: false,
     }
@@ -208,4 +208,38 @@ async fn barge_in_cut_heard_by_caller() {
         "barge-in heard at the caller: onset {:.0} ms, AI silent at {:.0} ms, cut {:.0} ms",
         figures.onset_ms, figures.silence_ms, figures.cut_ms
     );
+}
+
+#[tokio::test]
+async fn wideband_codecs_carry_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let greeting = espeak_16k(
+        "Welcome to the bakery. How can I help you today?",
+        dir.path(),
+    );
+    for codec in [CodecName::G722, CodecName::Opus] {
+        let (target, far_end) = speaking_far_end(greeting.clone()).await;
+        let dialer = Dialer::start(target, 1).await.unwrap();
+        let settings = CallSettings {
+            target: Target::parse(&format!("sip:100@{target}")).unwrap(),
+            transport: Transport::Udp,
+            codec,
+            play: None,
+            record: None,
+            script: ScriptSettings {
+                hangup_after_ms: Some(1_500.0),
+                ..ScriptSettings::default()
+            },
+        };
+        let report = dialer.call(&settings).await;
+        dialer.shutdown().await;
+        far_end.await.unwrap();
+
+        assert!(report.answered, "{codec:?}: {report:?}");
+        assert_eq!(report.error, None, "{codec:?}");
+        assert_eq!(report.codec, codec.encoding_name(), "{codec:?}");
+        assert!(report.first_audio_ms.is_some(), "{codec:?}: {report:?}");
+        assert!(report.rtp.received > 50, "{codec:?}: {report:?}");
+        assert_eq!(report.rtp.lost, 0, "{codec:?}");
+    }
 }
