@@ -103,6 +103,20 @@ impl Hearing {
         self.levels[index] = level_dbfs(samples);
     }
 
+    /// End of the last audible frame heard so far.
+    pub fn last_audible_end_ms(&self) -> Option<f64> {
+        let last = self
+            .levels
+            .iter()
+            .rposition(|&level| level >= AUDIBLE_DBFS)?;
+        Some((last + 1) as f64 * f64::from(FRAME_MS))
+    }
+
+    /// Frames heard so far, counting silent gaps.
+    pub fn frames(&self) -> usize {
+        self.levels.len()
+    }
+
     /// Talkspurts heard, in order.
     pub fn spurts(&self) -> Vec<Span> {
         talkspurts(&self.levels, 0.0, TALKSPURT_GAP_MS)
@@ -141,11 +155,9 @@ impl Hearing {
     /// Returns `None` when no AI audio was playing at the onset.
     pub fn barge_in(&self, onset_ms: f64) -> Option<BargeInFigures> {
         let frame = f64::from(FRAME_MS);
-        if !self.audible_before(onset_ms, 2.0 * frame) {
-            return None;
-        }
-        // The AI counts as silent from the end of the last audible frame that is followed by
-        // at least CUT_SILENCE_MS of silence (or by the end of the recording).
+        // Pauses shorter than CUT_SILENCE_MS, such as between two sentences, belong to the
+        // speech. So the AI was speaking at the onset when such a stretch covers it, and it
+        // fell silent at the end of that stretch.
         let spurts = talkspurts(&self.levels, 0.0, CUT_SILENCE_MS);
         let speaking = spurts
             .iter()
@@ -206,6 +218,12 @@ mod tests {
     }
 
     #[test]
+    fn last_audible_end_ignores_trailing_silence() {
+        assert_eq!(hearing("..###.....").last_audible_end_ms(), Some(100.0));
+        assert_eq!(hearing(".....").last_audible_end_ms(), None);
+    }
+
+    #[test]
     fn first_audio_skips_leading_silence() {
         let h = hearing("..........###");
         assert_eq!(h.first_audio_ms(), Some(200.0));
@@ -256,6 +274,21 @@ mod tests {
         ));
         let figures = h.barge_in(600.0).expect("AI was speaking");
         assert_eq!(figures.silence_ms, 1000.0);
+    }
+
+    #[test]
+    fn barge_in_during_sentence_pause() {
+        // The onset at 600 ms falls in a 300 ms pause between two sentences.
+        let h = hearing(&format!(
+            "{}{}{}{}",
+            "#".repeat(25),
+            ".".repeat(15),
+            "#".repeat(5),
+            ".".repeat(40)
+        ));
+        let figures = h.barge_in(600.0).expect("AI was speaking");
+        assert_eq!(figures.silence_ms, 900.0);
+        assert_eq!(figures.cut_ms, 300.0);
     }
 
     #[test]

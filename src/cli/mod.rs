@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid usage or configuration.
 
+mod call;
 mod key;
 mod migrate;
 mod number;
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
+pub use call::{CallArgs, CallerArgs, CodecArg, LoadtestArgs, TransportArg};
 pub use key::{KeyArgs, KeyCommand};
 pub use number::{NumberArgs, NumberCommand};
 pub use tenant::{TenantAddArgs, TenantArgs, TenantCommand};
@@ -77,6 +79,10 @@ pub enum Command {
     Number(NumberArgs),
     /// Manage tenants' API keys.
     Key(KeyArgs),
+    /// Place one test call: play a WAV as the caller, record what it hears, report timings.
+    Call(CallArgs),
+    /// Place many test calls at once and summarise setup times, failures, loss and jitter.
+    Loadtest(LoadtestArgs),
 }
 
 impl Cli {
@@ -88,7 +94,11 @@ impl Cli {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    let config = cli.load_config()?;
+    let mut config = cli.load_config()?;
+    if matches!(cli.command, Command::Call(_) | Command::Loadtest(_)) {
+        // The test caller prints a report; lifecycle logs of its own SIP stack would bury it.
+        config.log.level = "warn".into();
+    }
     crate::observability::init_logging(&config.log);
     match cli.command {
         Command::Serve => serve(config),
@@ -96,6 +106,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Tenant(args) => tenant::run(&config, args),
         Command::Number(args) => number::run(&config, args),
         Command::Key(args) => key::run(&config, args),
+        Command::Call(args) => call::run_call(args),
+        Command::Loadtest(args) => call::run_loadtest(args),
     }
 }
 

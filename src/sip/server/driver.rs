@@ -20,7 +20,7 @@ use crate::sip::endpoint::{
     AnswerError, CallEvent, CallRef, Destination, Endpoint, Event, TransferResult, Transmit,
     Transport,
 };
-use crate::sip::message::{FramingError, parse_message, response_to_rejected};
+use crate::sip::message::{FramingError, Message, Method, parse_message, response_to_rejected};
 
 /// Datagrams read in one go before other work gets a turn.
 const UDP_BATCH: usize = 64;
@@ -451,9 +451,11 @@ impl Driver {
             Command::Invite { request, reply } => {
                 let result = self.endpoint.invite(now, request).map(|call| {
                     let (sender, events) = mpsc::unbounded_channel();
+                    let call_id = self.send_invite();
                     self.slots.insert(
                         call,
                         CallSlot {
+                            call_id,
                             outgoing: Some(sender),
                             ..CallSlot::default()
                         },
@@ -485,6 +487,22 @@ impl Driver {
                 self.shutdown = Some((done, now + SHUTDOWN_GRACE));
             }
         }
+    }
+
+    /// Sends the INVITE that `Endpoint::invite` just queued and returns its Call-ID, which the
+    /// endpoint chose and the `ActiveCall` of the answered call must carry.
+    fn send_invite(&mut self) -> String {
+        let mut call_id = String::new();
+        while let Some(transmit) = self.endpoint.poll_transmit() {
+            if call_id.is_empty()
+                && let Ok(Message::Request(request)) = parse_message(&transmit.data, usize::MAX)
+                && request.method == Method::Invite
+            {
+                call_id = request.call_id;
+            }
+            self.transmit(transmit);
+        }
+        call_id
     }
 
     /// Returns a shutdown is done when every transaction our BYEs started has ended, or the grace
