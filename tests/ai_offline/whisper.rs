@@ -152,3 +152,32 @@ async fn whisper_missing_model_fails_warm_up() {
     assert_eq!(status.starts, 1);
     helper.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whisper_pause_keeps_buffer() {
+    use voicegate::ai::provider::{SttInput, SttOptions, SttProvider};
+
+    let helper = helper();
+    let stt = WhisperStt::new(helper.clone(), 5);
+    let speech = padded(&speak(QUESTION).await, 0.4);
+    let (before, after) = speech.split_at(speech.len() / 2);
+    let mut session = stt.start(SttOptions {
+        keywords: crate::support::shop_keywords(),
+        ..SttOptions::default()
+    });
+    let mut inputs = vec![SttInput::Audio(before.to_vec()), SttInput::Pause];
+    inputs.extend([SttInput::Resume, SttInput::Audio(after.to_vec())]);
+    inputs.push(SttInput::Finalize);
+    for input in inputs {
+        session.input.send(input).await.expect("session open");
+    }
+    let event = tokio::time::timeout(std::time::Duration::from_secs(120), session.events.recv())
+        .await
+        .expect("a final within 120 s");
+    let text = match event {
+        Some(SttEvent::Final(text)) => text.to_lowercase(),
+        other => panic!("expected a final, got {other:?}"),
+    };
+    assert!(text.contains("saturday"), "{text:?}");
+    helper.shutdown().await;
+}

@@ -114,6 +114,34 @@ fn frame_rms(frame: &[i16]) -> f64 {
     (sum / frame.len() as f64).sqrt()
 }
 
+/// Caller audio of the current utterance, capped at [`MAX_UTTERANCE_SECS`].
+#[derive(Debug, Default)]
+pub struct UtteranceBuffer {
+    samples: Vec<i16>,
+    overflowed: bool,
+}
+
+impl UtteranceBuffer {
+    /// Appends audio up to the cap. Returns `false` the first time audio is dropped in this
+    /// utterance, so the caller logs it once.
+    pub fn push(&mut self, samples: &[i16]) -> bool {
+        let room = MAX_SAMPLES.saturating_sub(self.samples.len());
+        self.samples
+            .extend_from_slice(&samples[..samples.len().min(room)]);
+        if samples.len() <= room || self.overflowed {
+            return true;
+        }
+        self.overflowed = true;
+        false
+    }
+
+    /// Takes the utterance out, leaving the buffer empty for the next one.
+    pub fn take(&mut self) -> Vec<i16> {
+        self.overflowed = false;
+        std::mem::take(&mut self.samples)
+    }
+}
+
 struct Session {
     helper: WhisperHelper,
     beam: u32,
@@ -123,8 +151,7 @@ struct Session {
 
 impl Session {
     async fn run(self, mut input: mpsc::Receiver<SttInput>, events: mpsc::Sender<SttEvent>) {
-        let mut buffer: Vec<i16> = Vec::new();
-        let mut dropped = false;
+        let mut buffer = UtteranceBuffer::default();
         // Utterances finalized but not yet transcribed, transcribed in order.
         let mut transcriptions = FuturesOrdered::new();
         let mut input_open = true;
@@ -133,17 +160,12 @@ impl Session {
             tokio::select! {
                 message = input.recv(), if input_open => match message {
                     Some(SttInput::Audio(samples)) => {
-                        let room = MAX_SAMPLES.saturating_sub(buffer.len());
-                        if samples.len() > room && !dropped {
-                            dropped = true;
+                        if !buffer.push(&samples) {
                             tracing::debug!(call_id = %self.call_id, "utterance longer than {MAX_UTTERANCE_SECS} s, dropping the rest");
                         }
-                        buffer.extend_from_slice(&samples[..samples.len().min(room)]);
                     }
                     Some(SttInput::Finalize) => {
-                        let utterance = std::mem::take(&mut buffer);
-                        dropped = false;
-                        transcriptions.push_back(self.transcribe(utterance, events.clone()));
+                        transcriptions.push_back(self.transcribe(buffer.take(), events.clone()));
                     }
                     // The buffer is kept across a hold so the utterance continues after it.
                     Some(SttInput::Pause) | Some(SttInput::Resume) => {}
@@ -206,6 +228,20 @@ mod tests {
         (0..len)
             .map(|n| (amplitude * (n as f64 * 0.2).sin()) as i16)
             .collect()
+    }
+
+    #[test]
+    fn buffer_caps_utterance() {
+        let mut buffer = UtteranceBuffer::default();
+        let second = vec![1i16; SAMPLE_RATE as usize];
+        for _ in 0..MAX_UTTERANCE_SECS {
+            assert!(buffer.push(&second));
+        }
+        assert!(!buffer.push(&second), "first overflow is reported");
+        assert!(buffer.push(&second), "later overflows are not");
+        assert_eq!(buffer.take().len(), MAX_SAMPLES);
+        assert!(buffer.push(&second), "a new utterance starts empty");
+        assert_eq!(buffer.take().len(), SAMPLE_RATE as usize);
     }
 
     #[test]
