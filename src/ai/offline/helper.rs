@@ -279,7 +279,8 @@ async fn run_child(inner: &Inner, script: &PathBuf, jobs: &mut mpsc::Receiver<Jo
     let mut child = match spawn(&inner.settings, script) {
         Ok(child) => child,
         Err(err) => {
-            tracing::warn!(error = %err, python = %inner.settings.python, "cannot start the Whisper helper");
+            let python = &inner.settings.python;
+            tracing::warn!(error = %err, %python, "failed to start the Whisper helper");
             return false;
         }
     };

@@ -161,7 +161,11 @@ impl Session {
                 message = input.recv(), if input_open => match message {
                     Some(SttInput::Audio(samples)) => {
                         if !buffer.push(&samples) {
-                            tracing::debug!(call_id = %self.call_id, "utterance longer than {MAX_UTTERANCE_SECS} s, dropping the rest");
+                            tracing::debug!(
+                                call_id = %self.call_id,
+                                max_secs = MAX_UTTERANCE_SECS,
+                                "utterance too long, dropping the rest"
+                            );
                         }
                     }
                     Some(SttInput::Finalize) => {
@@ -201,7 +205,8 @@ impl Session {
         let call_id = self.call_id.clone();
         async move {
             let Some(speech) = trim_silence(&utterance) else {
-                tracing::debug!(%call_id, samples = utterance.len(), "no speech energy, skipping Whisper");
+                let samples = utterance.len();
+                tracing::debug!(%call_id, samples, "no speech energy, skipping Whisper");
                 return Ok(String::new());
             };
             let speech = speech.to_vec();
@@ -210,7 +215,7 @@ impl Session {
                 .await
             {
                 Err(err @ ProviderError::Connect { .. }) => {
-                    tracing::warn!(%call_id, error = %err, "Whisper helper failed, retrying after restart");
+                    tracing::warn!(%call_id, error = %err, "Whisper helper failed, retrying");
                     let _ = events.send(SttEvent::Reconnecting).await;
                     helper.transcribe(speech, beam, prompt).await
                 }
