@@ -181,3 +181,18 @@ async fn whisper_pause_keeps_buffer() {
     assert!(text.contains("saturday"), "{text:?}");
     helper.shutdown().await;
 }
+
+#[tokio::test]
+async fn whisper_request_fails_without_helper() {
+    let helper = WhisperHelper::new(HelperSettings {
+        python: "/nonexistent/python3".to_owned(),
+        model: String::new(),
+    });
+    // The request fails once the start fails, instead of waiting for the request deadline.
+    let result = helper.transcribe(vec![0; 1_600], 5, String::new()).await;
+    assert!(
+        matches!(result, Err(ProviderError::Connect { .. })),
+        "{result:?}"
+    );
+    helper.shutdown().await;
+}

@@ -204,8 +204,10 @@ async fn supervise(inner: Arc<Inner>, mut jobs: mpsc::Receiver<Job>) {
     let script = match write_script() {
         Ok(path) => path,
         Err(message) => {
-            tracing::error!(error = %message, "cannot write the Whisper helper script");
-            fail_queued(&mut jobs, &message);
+            tracing::error!(error = %message, "failed to write the Whisper helper script");
+            inner.status.send_modify(|s| s.failed_starts += 1);
+            jobs.close();
+            fail_waiting(&mut jobs, &message);
             return;
         }
     };
@@ -222,6 +224,11 @@ async fn supervise(inner: Arc<Inner>, mut jobs: mpsc::Receiver<Job>) {
         if inner.stop.is_cancelled() {
             break;
         }
+        if !served {
+            // Callers fall back to another provider at once instead of waiting for a helper
+            // that may never start.
+            fail_waiting(&mut jobs, "the Whisper helper failed to start");
+        }
         // A child that served requests earns a quick restart; one that failed to start
         // waits longer each time.
         backoff = if served { FIRST_BACKOFF } else { backoff };
@@ -235,13 +242,14 @@ async fn supervise(inner: Arc<Inner>, mut jobs: mpsc::Receiver<Job>) {
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-    fail_queued(&mut jobs, "the Whisper helper is stopped");
+    jobs.close();
+    fail_waiting(&mut jobs, "the Whisper helper is stopped");
     let _ = std::fs::remove_file(&script);
     tracing::info!("Whisper helper stopped");
 }
 
-fn fail_queued(jobs: &mut mpsc::Receiver<Job>, message: &str) {
-    jobs.close();
+/// Fails the requests waiting in the queue with [`ProviderError::Connect`].
+fn fail_waiting(jobs: &mut mpsc::Receiver<Job>, message: &str) {
     while let Ok(job) = jobs.try_recv() {
         let _ = job.reply.send(Err(ProviderError::Connect {
             provider: PROVIDER,
