@@ -210,7 +210,8 @@ impl Session {
                 return Ok(String::new());
             };
             let speech = speech.to_vec();
-            match helper
+            let started = std::time::Instant::now();
+            let result = match helper
                 .transcribe(speech.clone(), beam, prompt.clone())
                 .await
             {
@@ -220,7 +221,11 @@ impl Session {
                     helper.transcribe(speech, beam, prompt).await
                 }
                 other => other,
-            }
+            };
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let ok = result.is_ok();
+            tracing::debug!(%call_id, elapsed_ms, ok, "Whisper transcription done");
+            result
         }
     }
 }
