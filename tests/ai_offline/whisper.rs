@@ -196,3 +196,33 @@ async fn whisper_request_fails_without_helper() {
     );
     helper.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whisper_matches_concurrent_replies() {
+    let helper = helper();
+    helper.warm_up().await.expect("helper loads the model");
+    let prompt = voicegate::ai::offline::whisper::initial_prompt(&crate::support::shop_keywords());
+    let cases = [
+        (QUESTION, "saturday"),
+        ("Where is your shop located?", "located"),
+        ("Are you open on Sunday?", "sunday"),
+    ];
+    let mut tasks = Vec::new();
+    for (sentence, _) in cases {
+        let speech = padded(&speak(sentence).await, 0.4);
+        let helper = helper.clone();
+        let prompt = prompt.clone();
+        tasks.push(tokio::spawn(async move {
+            helper.transcribe(speech, 5, prompt).await
+        }));
+    }
+    for (task, (sentence, word)) in tasks.into_iter().zip(cases) {
+        let text = task
+            .await
+            .expect("task")
+            .expect("transcription")
+            .to_lowercase();
+        assert!(text.contains(word), "{sentence:?} came back as {text:?}");
+    }
+    helper.shutdown().await;
+}
