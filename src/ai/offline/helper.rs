@@ -26,6 +26,7 @@ const PROVIDER: &str = "whisper";
 /// The helper script, embedded so that the binary runs from any directory.
 const SCRIPT: &str = include_str!("../../../python/whisper_helper.py");
 /// Requests waiting for the supervisor; more fail at once instead of queueing without bound.
+// TODO: one helper decodes one utterance at a time, so busy nodes queue; run a pool of them.
 const QUEUE_LEN: usize = 64;
 /// Time the helper may take to load the model and print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(120);

@@ -112,6 +112,7 @@ impl ScriptedAgent {
         }
     }
 
+    // TODO: earlier turns are ignored, so there are no slots or follow-up questions.
     fn reply_for(&self, request: &ChatRequest) -> Reply {
         let latest = request.messages.iter().rev().find(|m| m.role == Role::User);
         match latest {

@@ -168,6 +168,7 @@ impl Session {
                             );
                         }
                     }
+                    // TODO: no partial transcripts; the loop gets one final per utterance.
                     Some(SttInput::Finalize) => {
                         transcriptions.push_back(self.transcribe(buffer.take(), events.clone()));
                     }
