@@ -64,8 +64,10 @@ def transcribe(model, numpy, header, pcm):
 
 
 def main():
-    replies = sys.stdout
-    # Anything a library prints must not corrupt the reply stream.
+    # Replies get a private copy of stdout, and file descriptor 1 then points at stderr, so
+    # nothing a library prints (from Python or from C) can corrupt the reply stream.
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
     sys.stdout = sys.stderr
     requests = sys.stdin.buffer
 

@@ -1,6 +1,6 @@
 //! The provider registry: builds each call's provider chains by name.
 //!
-//! One [`Registry`] per node holds the shared offline providers (the Whisper helper process
+//! One [`Registry`] per node owns the shared offline providers (the Whisper helper process
 //! and espeak-ng's process limit) and the cloud client factory. [`Registry::chains`] builds
 //! the chains a call uses, in order, with the tenant's own API keys where it has them. Keys
 //! never appear in `Debug` output or logs.

@@ -191,3 +191,16 @@ async fn registry_warm_up_and_shutdown() {
     assert_eq!(status.pid, None);
     assert!(!status.ready);
 }
+
+#[test]
+fn config_validate_checks_providers() {
+    let mut config = voicegate::config::Config::default();
+    assert!(config.validate().is_ok());
+    config.providers.deepgram_url = "http://api.deepgram.com/v1/listen".to_owned();
+    let message = config
+        .validate()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("providers.deepgram_url"), "{message}");
+}

@@ -152,3 +152,77 @@ async fn whisper_missing_model_fails_warm_up() {
     assert_eq!(status.starts, 1);
     helper.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whisper_pause_keeps_buffer() {
+    use voicegate::ai::provider::{SttInput, SttOptions, SttProvider};
+
+    let helper = helper();
+    let stt = WhisperStt::new(helper.clone(), 5);
+    let speech = padded(&speak(QUESTION).await, 0.4);
+    let (before, after) = speech.split_at(speech.len() / 2);
+    let mut session = stt.start(SttOptions {
+        keywords: crate::support::shop_keywords(),
+        ..SttOptions::default()
+    });
+    let mut inputs = vec![SttInput::Audio(before.to_vec()), SttInput::Pause];
+    inputs.extend([SttInput::Resume, SttInput::Audio(after.to_vec())]);
+    inputs.push(SttInput::Finalize);
+    for input in inputs {
+        session.input.send(input).await.expect("session open");
+    }
+    let event = tokio::time::timeout(std::time::Duration::from_secs(120), session.events.recv())
+        .await
+        .expect("a final within 120 s");
+    let text = match event {
+        Some(SttEvent::Final(text)) => text.to_lowercase(),
+        other => panic!("expected a final, got {other:?}"),
+    };
+    assert!(text.contains("saturday"), "{text:?}");
+    helper.shutdown().await;
+}
+
+#[tokio::test]
+async fn whisper_request_fails_without_helper() {
+    let helper = WhisperHelper::new(HelperSettings {
+        python: "/nonexistent/python3".to_owned(),
+        model: String::new(),
+    });
+    // The request fails once the start fails, instead of waiting for the request deadline.
+    let result = helper.transcribe(vec![0; 1_600], 5, String::new()).await;
+    assert!(
+        matches!(result, Err(ProviderError::Connect { .. })),
+        "{result:?}"
+    );
+    helper.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whisper_matches_concurrent_replies() {
+    let helper = helper();
+    helper.warm_up().await.expect("helper loads the model");
+    let prompt = voicegate::ai::offline::whisper::initial_prompt(&crate::support::shop_keywords());
+    let cases = [
+        (QUESTION, "saturday"),
+        ("Where is your shop located?", "located"),
+        ("Are you open on Sunday?", "sunday"),
+    ];
+    let mut tasks = Vec::new();
+    for (sentence, _) in cases {
+        let speech = padded(&speak(sentence).await, 0.4);
+        let helper = helper.clone();
+        let prompt = prompt.clone();
+        tasks.push(tokio::spawn(async move {
+            helper.transcribe(speech, 5, prompt).await
+        }));
+    }
+    for (task, (sentence, word)) in tasks.into_iter().zip(cases) {
+        let text = task
+            .await
+            .expect("task")
+            .expect("transcription")
+            .to_lowercase();
+        assert!(text.contains(word), "{sentence:?} came back as {text:?}");
+    }
+    helper.shutdown().await;
+}

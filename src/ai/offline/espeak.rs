@@ -1,7 +1,7 @@
 //! Offline text-to-speech with the `espeak-ng` program.
 //!
 //! Each sentence runs one `espeak-ng --stdin --stdout` process. The text goes in on stdin, so
-//! no shell sees it and it can never be read as an option. The WAV that espeak-ng writes to
+//! no shell parses it and espeak-ng never reads it as an option. The WAV that espeak-ng writes to
 //! stdout (16-bit mono, 22050 Hz, with placeholder sizes because it streams) is parsed as it
 //! arrives and resampled to 16 kHz, so playback starts before synthesis ends. Dropping the
 //! stream kills the process, and a semaphore caps how many run at once.
@@ -25,7 +25,7 @@ const PROVIDER: &str = "espeak";
 const READ_BYTES: usize = 4_096;
 /// Largest WAV header accepted before the `data` chunk.
 const MAX_HEADER_BYTES: usize = 4_096;
-/// Longest text spoken in one synthesis, in bytes.
+/// Maximum text spoken in one synthesis, in bytes.
 const MAX_TEXT_BYTES: usize = 8_192;
 
 /// espeak-ng settings.
@@ -39,7 +39,7 @@ pub struct EspeakSettings {
     pub rate: u32,
     /// Processes allowed to run at once; more requests wait for a slot.
     pub max_processes: usize,
-    /// Longest one synthesis may run before the process is killed.
+    /// Maximum time one synthesis may run before the process is killed.
     pub timeout: Duration,
 }
 

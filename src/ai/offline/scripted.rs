@@ -1,5 +1,5 @@
 //! The scripted agent: a keyword-matching [`LlmProvider`] built from `[agent]`, so that the
-//! server holds a useful conversation with no language model at all.
+//! server carries on a useful conversation with no language model at all.
 //!
 //! It reads only the caller's latest message. A goodbye keyword makes it speak `goodbye` and
 //! call `end_call`. Otherwise the intent with the most keyword matches wins (the first one
@@ -17,7 +17,7 @@ use crate::ai::provider::{ChatRequest, LlmEvent, LlmProvider, ProviderError, Rol
 use crate::ai::tools::{END_CALL, TRANSFER_CALL};
 use crate::ai::{AgentConfig, IntentConfig};
 
-/// What the agent decided for one caller message.
+/// The agent's reply to one caller message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     /// Name of the matched intent: an `[[agent.intent]]` name, `goodbye`, `greeting` or
@@ -112,6 +112,7 @@ impl ScriptedAgent {
         }
     }
 
+    // TODO: earlier turns are ignored, so there are no slots or follow-up questions.
     fn reply_for(&self, request: &ChatRequest) -> Reply {
         let latest = request.messages.iter().rev().find(|m| m.role == Role::User);
         match latest {
@@ -196,13 +197,13 @@ fn words(text: &str) -> Vec<String> {
     words
 }
 
-/// Whether `said` contains the words of `phrase` one after another.
+/// Returns whether `said` contains the words of `phrase` one after another.
 fn contains_phrase(said: &[String], phrase: &[String]) -> bool {
     said.windows(phrase.len())
         .any(|window| window.iter().zip(phrase).all(|(w, k)| word_matches(w, k)))
 }
 
-/// Whether a spoken word is a keyword word or its plural or `-ing` form (and the other way
+/// Returns whether a spoken word is a keyword word or its plural or `-ing` form (and the other way
 /// round for a plural keyword).
 fn word_matches(word: &str, keyword: &str) -> bool {
     if word == keyword {

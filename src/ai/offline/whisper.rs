@@ -13,7 +13,7 @@ use super::helper::WhisperHelper;
 use crate::ai::provider::{ProviderError, SttEvent, SttInput, SttOptions, SttProvider, SttSession};
 use crate::audio::SAMPLE_RATE;
 
-/// Longest utterance buffered; later audio of the same utterance is dropped.
+/// Maximum utterance buffered, in seconds; later audio of the same utterance is dropped.
 pub const MAX_UTTERANCE_SECS: usize = 30;
 const MAX_SAMPLES: usize = MAX_UTTERANCE_SECS * SAMPLE_RATE as usize;
 /// Samples per energy frame (20 ms).
@@ -26,8 +26,8 @@ const SPEECH_RMS: f64 = 260.0;
 const MIN_SPEECH_FRAMES: usize = 5;
 /// Silence kept around the speech, in frames (200 ms), so word edges are not clipped.
 const PAD_FRAMES: usize = 10;
-/// Longest initial prompt, in characters. Whisper reads at most 224 prompt tokens.
-const MAX_PROMPT_CHARS: usize = 600;
+/// Maximum initial prompt, in bytes. Whisper reads at most 224 prompt tokens.
+const MAX_PROMPT_BYTES: usize = 600;
 
 /// Whisper speech-to-text provider; every session shares one helper process.
 #[derive(Debug, Clone)]
@@ -79,8 +79,8 @@ pub fn initial_prompt(keywords: &[String]) -> String {
         [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     };
     let mut prompt = format!("A caller asks a shop about {list}.");
-    if prompt.len() > MAX_PROMPT_CHARS {
-        let mut end = MAX_PROMPT_CHARS;
+    if prompt.len() > MAX_PROMPT_BYTES {
+        let mut end = MAX_PROMPT_BYTES;
         while !prompt.is_char_boundary(end) {
             end -= 1;
         }
@@ -114,6 +114,34 @@ fn frame_rms(frame: &[i16]) -> f64 {
     (sum / frame.len() as f64).sqrt()
 }
 
+/// Caller audio of the current utterance, capped at [`MAX_UTTERANCE_SECS`].
+#[derive(Debug, Default)]
+pub struct UtteranceBuffer {
+    samples: Vec<i16>,
+    overflowed: bool,
+}
+
+impl UtteranceBuffer {
+    /// Appends audio up to the cap. Returns `false` the first time audio is dropped in this
+    /// utterance, so the caller logs it once.
+    pub fn push(&mut self, samples: &[i16]) -> bool {
+        let room = MAX_SAMPLES.saturating_sub(self.samples.len());
+        self.samples
+            .extend_from_slice(&samples[..samples.len().min(room)]);
+        if samples.len() <= room || self.overflowed {
+            return true;
+        }
+        self.overflowed = true;
+        false
+    }
+
+    /// Takes the utterance out, leaving the buffer empty for the next one.
+    pub fn take(&mut self) -> Vec<i16> {
+        self.overflowed = false;
+        std::mem::take(&mut self.samples)
+    }
+}
+
 struct Session {
     helper: WhisperHelper,
     beam: u32,
@@ -123,8 +151,7 @@ struct Session {
 
 impl Session {
     async fn run(self, mut input: mpsc::Receiver<SttInput>, events: mpsc::Sender<SttEvent>) {
-        let mut buffer: Vec<i16> = Vec::new();
-        let mut dropped = false;
+        let mut buffer = UtteranceBuffer::default();
         // Utterances finalized but not yet transcribed, transcribed in order.
         let mut transcriptions = FuturesOrdered::new();
         let mut input_open = true;
@@ -133,17 +160,17 @@ impl Session {
             tokio::select! {
                 message = input.recv(), if input_open => match message {
                     Some(SttInput::Audio(samples)) => {
-                        let room = MAX_SAMPLES.saturating_sub(buffer.len());
-                        if samples.len() > room && !dropped {
-                            dropped = true;
-                            tracing::debug!(call_id = %self.call_id, "utterance longer than {MAX_UTTERANCE_SECS} s, dropping the rest");
+                        if !buffer.push(&samples) {
+                            tracing::debug!(
+                                call_id = %self.call_id,
+                                max_secs = MAX_UTTERANCE_SECS,
+                                "utterance too long, dropping the rest"
+                            );
                         }
-                        buffer.extend_from_slice(&samples[..samples.len().min(room)]);
                     }
+                    // TODO: no partial transcripts; the loop gets one final per utterance.
                     Some(SttInput::Finalize) => {
-                        let utterance = std::mem::take(&mut buffer);
-                        dropped = false;
-                        transcriptions.push_back(self.transcribe(utterance, events.clone()));
+                        transcriptions.push_back(self.transcribe(buffer.take(), events.clone()));
                     }
                     // The buffer is kept across a hold so the utterance continues after it.
                     Some(SttInput::Pause) | Some(SttInput::Resume) => {}
@@ -179,21 +206,27 @@ impl Session {
         let call_id = self.call_id.clone();
         async move {
             let Some(speech) = trim_silence(&utterance) else {
-                tracing::debug!(%call_id, samples = utterance.len(), "no speech energy, skipping Whisper");
+                let samples = utterance.len();
+                tracing::debug!(%call_id, samples, "no speech energy, skipping Whisper");
                 return Ok(String::new());
             };
             let speech = speech.to_vec();
-            match helper
+            let started = std::time::Instant::now();
+            let result = match helper
                 .transcribe(speech.clone(), beam, prompt.clone())
                 .await
             {
                 Err(err @ ProviderError::Connect { .. }) => {
-                    tracing::warn!(%call_id, error = %err, "Whisper helper failed, retrying after restart");
+                    tracing::warn!(%call_id, error = %err, "Whisper helper failed, retrying");
                     let _ = events.send(SttEvent::Reconnecting).await;
                     helper.transcribe(speech, beam, prompt).await
                 }
                 other => other,
-            }
+            };
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let ok = result.is_ok();
+            tracing::debug!(%call_id, elapsed_ms, ok, "Whisper transcription done");
+            result
         }
     }
 }
@@ -206,6 +239,20 @@ mod tests {
         (0..len)
             .map(|n| (amplitude * (n as f64 * 0.2).sin()) as i16)
             .collect()
+    }
+
+    #[test]
+    fn buffer_caps_utterance() {
+        let mut buffer = UtteranceBuffer::default();
+        let second = vec![1i16; SAMPLE_RATE as usize];
+        for _ in 0..MAX_UTTERANCE_SECS {
+            assert!(buffer.push(&second));
+        }
+        assert!(!buffer.push(&second), "first overflow is reported");
+        assert!(buffer.push(&second), "later overflows are not");
+        assert_eq!(buffer.take().len(), MAX_SAMPLES);
+        assert!(buffer.push(&second), "a new utterance starts empty");
+        assert_eq!(buffer.take().len(), SAMPLE_RATE as usize);
     }
 
     #[test]
@@ -226,7 +273,7 @@ mod tests {
     fn prompt_is_capped() {
         let keywords = vec!["é".repeat(100); 20];
         let prompt = initial_prompt(&keywords);
-        assert!(prompt.len() <= MAX_PROMPT_CHARS);
+        assert!(prompt.len() <= MAX_PROMPT_BYTES);
     }
 
     #[test]
