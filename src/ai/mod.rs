@@ -3,9 +3,11 @@
 //! tracing. The loop sees PCM frames and text, never sockets.
 
 pub mod cloud;
-pub mod conversation;
 mod config;
+pub mod conversation;
+pub mod metrics;
 pub mod provider;
+pub mod sentence;
 pub mod tools;
 
 pub use config::{
