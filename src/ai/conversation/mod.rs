@@ -9,6 +9,8 @@
 mod engine;
 mod reply;
 mod stt;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
