@@ -5,9 +5,11 @@
 pub mod cloud;
 mod config;
 pub mod conversation;
+pub mod metrics;
 pub mod offline;
 pub mod provider;
 pub mod registry;
+pub mod sentence;
 pub mod tools;
 
 pub use config::{

@@ -167,7 +167,7 @@ fn register_metrics() {
     call::metrics::register();
     crate::media::metrics::register();
     crate::rtp::register_metrics();
-    // crate::ai::metrics::register();
+    crate::ai::metrics::register();
 }
 
 /// Checks the database every few seconds for `/healthz`.

@@ -6,6 +6,12 @@
 //! [`ConversationEvent`]s. It never touches SIP: hanging up and transfers come back to the
 //! call layer as [`ConversationEnd`].
 
+mod engine;
+mod reply;
+mod stt;
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -165,26 +171,20 @@ pub struct ConversationOutcome {
 }
 
 /// Runs one call's conversation until the media closes or the agent ends it.
+///
+/// Speaks the greeting, streams caller audio to speech-to-text, ends turns on VAD silence plus
+/// `end_of_turn`, streams replies sentence by sentence into the playout queue, handles barge-in,
+/// DTMF and the agent's tools, and falls back along each provider chain. Events go out with
+/// `try_send`, so a slow reader loses events but never stalls the call.
 pub async fn run(
     settings: ConversationSettings,
     chains: ProviderChains,
-    mut media: mpsc::Receiver<MediaEvent>,
+    media: mpsc::Receiver<MediaEvent>,
     playout: mpsc::Sender<PlayoutCommand>,
     control: mpsc::Receiver<ControlInput>,
     events: mpsc::Sender<ConversationEvent>,
 ) -> ConversationOutcome {
-    // Interface placeholder until the loop lands: drain media so the session is not blocked.
-    let _ = (settings, chains, playout, control, events);
-    while let Some(event) = media.recv().await {
-        if matches!(event, MediaEvent::Timeout) {
-            return ConversationOutcome {
-                turns: Vec::new(),
-                end: ConversationEnd::MediaTimeout,
-            };
-        }
-    }
-    ConversationOutcome {
-        turns: Vec::new(),
-        end: ConversationEnd::MediaClosed,
-    }
+    engine::Conversation::new(settings, chains, playout, events)
+        .run(media, control)
+        .await
 }
