@@ -27,6 +27,8 @@ pub struct AiConfig {
     pub first_token_timeout_ms: u64,
     /// Time without new tokens mid-reply before partial text or a holding phrase is spoken, in ms.
     pub stall_timeout_ms: u64,
+    /// Milliseconds from the end of a turn to the speech-to-text final.
+    pub stt_final_timeout_ms: u64,
     /// Longest a reply may take to generate before the call apologises, in seconds.
     pub max_reply_secs: u64,
     /// Caller speech needed before it interrupts the AI, in milliseconds.
@@ -58,6 +60,7 @@ impl Default for AiConfig {
             end_of_turn_ms: 600,
             first_token_timeout_ms: 2_500,
             stall_timeout_ms: 3_000,
+            stt_final_timeout_ms: 10_000,
             max_reply_secs: 60,
             min_interruption_ms: 200,
             backchannels: ["mhm", "uh-huh", "okay", "yeah", "right", "yes"]

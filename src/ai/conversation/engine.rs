@@ -686,7 +686,7 @@ impl Conversation {
             self.end_of_turn_at = None;
             if self.utterance_start.is_some() {
                 self.stt.finalize();
-                self.final_due = Some(now + self.settings.stall_timeout);
+                self.final_due = Some(now + self.settings.stt_final_timeout);
             } else if self.barge_in.is_some() {
                 // Speech too short to reach the speech-to-text: noise, not an interruption.
                 self.settle_barge_in(false);

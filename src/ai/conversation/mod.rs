@@ -68,6 +68,8 @@ pub struct ConversationSettings {
     pub first_token_timeout: Duration,
     /// Deadline for any further progress of a provider stream.
     pub stall_timeout: Duration,
+    /// Deadline for the speech-to-text final after the end of a turn.
+    pub stt_final_timeout: Duration,
     /// Longest reply spoken.
     pub max_reply: Duration,
     /// Caller speech needed before it interrupts the AI.
@@ -101,6 +103,7 @@ impl ConversationSettings {
             end_of_turn: Duration::from_millis(ai.end_of_turn_ms),
             first_token_timeout: Duration::from_millis(ai.first_token_timeout_ms),
             stall_timeout: Duration::from_millis(ai.stall_timeout_ms),
+            stt_final_timeout: Duration::from_millis(ai.stt_final_timeout_ms),
             max_reply: Duration::from_secs(ai.max_reply_secs),
             min_interruption: Duration::from_millis(ai.min_interruption_ms),
             backchannels: ai.backchannels.clone(),

@@ -266,6 +266,7 @@ fn settings() -> ConversationSettings {
         end_of_turn: Duration::from_millis(300),
         first_token_timeout: Duration::from_secs(1),
         stall_timeout: Duration::from_secs(2),
+        stt_final_timeout: Duration::from_secs(2),
         max_reply: Duration::from_secs(60),
         min_interruption: Duration::from_millis(200),
         backchannels: ["mhm", "uh-huh", "okay", "yeah"]
