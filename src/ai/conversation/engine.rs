@@ -41,6 +41,7 @@ struct SegmentInfo {
     text: String,
     kind: SegmentKind,
     samples: u64,
+    started: bool,
     played: bool,
 }
 
@@ -138,6 +139,18 @@ impl ActiveReply {
 
     /// The words the caller heard: whole segments played, plus the share of words of the cut
     /// segment that matches the share of its samples sent.
+    /// The reply text that reached the caller when the call ended mid-reply: the sentences
+    /// played, and the one playing.
+    fn spoken_text(&self) -> String {
+        join_words(
+            self.segments
+                .iter()
+                .take_while(|s| s.started)
+                .filter(|s| s.kind == SegmentKind::Reply)
+                .map(|s| s.text.clone()),
+        )
+    }
+
     fn heard_text(&self, barge_in: &BargeIn) -> String {
         let mut parts = Vec::new();
         for segment in &self.segments {
@@ -337,7 +350,9 @@ impl Conversation {
             self.start_next_input();
         };
         if let Some(reply) = self.reply.take() {
-            reply.task.abort();
+            // The call ended mid-reply: keep what the caller heard, marked as cut short.
+            let spoken = reply.spoken_text();
+            self.record_agent_turn(reply, spoken, true);
         }
         tracing::info!(call_id = %self.settings.call_id, ?end, turns = self.turns.len(), "conversation ended");
         ConversationOutcome {
@@ -522,6 +537,9 @@ impl Conversation {
         let Some(reply) = &mut self.reply else {
             return;
         };
+        if let Some(info) = reply.segments.iter_mut().find(|s| s.id == segment) {
+            info.started = true;
+        }
         let first_reply_segment = reply
             .segments
             .iter()
@@ -746,6 +764,7 @@ impl Conversation {
                     text,
                     kind,
                     samples: 0,
+                    started: false,
                     played: false,
                 });
             }
