@@ -477,6 +477,8 @@ impl Conversation {
             self.send_playout(PlayoutCommand::EndSegment(id));
         }
         if barge_in.paused {
+            // TODO: a backchannel resumes only the audio queued before the barge-in, because the
+            // reply task was cancelled at once; the rest of a long reply is lost.
             let deadline = tokio::time::Instant::now() + BACKCHANNEL_MAX_SPEECH;
             self.barge_in = Some(PendingBargeIn { barge_in, deadline });
         } else {
@@ -928,6 +930,8 @@ impl Conversation {
         self.turns.push(record);
     }
 
+    // TODO: the model gets no follow-up request after a tool result, so a rejected transfer is
+    // only visible to it in the history of the next turn.
     fn tool_result(&self, call: &ToolCall) -> String {
         match call.name.as_str() {
             tools::TRANSFER_CALL if self.settings.transfer_target.is_none() => {

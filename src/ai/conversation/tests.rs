@@ -369,7 +369,7 @@ impl Call {
     }
 }
 
-/// The media path's side of the playout queue: applies commands and ticks every 20 ms.
+/// Plays the real playout queue every 20 ms like the media path and forwards its events.
 async fn media_side(
     mut commands: mpsc::Receiver<PlayoutCommand>,
     media: mpsc::Sender<MediaEvent>,
