@@ -471,6 +471,20 @@ impl Conversation {
         // Dropping the task drops the language-model and text-to-speech streams.
         reply.task.abort();
         reply.generating = false;
+        // Reports already sent describe audio that reached the playout queue, and the heard
+        // text depends on their sample counts. Tool calls of the cut reply are dropped.
+        let mut late = Vec::new();
+        while let Ok(event) = reply.reports.try_recv() {
+            if !matches!(event, ReplyEvent::Tool(_) | ReplyEvent::Done) {
+                late.push(event);
+            }
+        }
+        for event in late {
+            self.on_reply(Some(event));
+        }
+        let Some(reply) = &mut self.reply else {
+            return;
+        };
         let open: Vec<SegmentId> = reply.segments.iter().map(|s| s.id).collect();
         // Segments cut short by the abort get their end, so a resumed queue can finish them.
         for id in open {

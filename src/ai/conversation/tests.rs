@@ -32,6 +32,8 @@ fn now() -> Instant {
 enum SttMode {
     Normal,
     FailOnFinalize,
+    /// Takes audio but never answers `Finalize`.
+    Silent,
 }
 
 struct TestStt {
@@ -80,6 +82,7 @@ impl SttProvider for TestStt {
                         let _ = events_tx.send(SttEvent::Failed(err)).await;
                         return;
                     }
+                    SttInput::Finalize if mode == SttMode::Silent => {}
                     SttInput::Finalize => {
                         // Only an utterance with audio has words.
                         let text = if heard > 0 {
@@ -670,6 +673,64 @@ async fn stt_failover_replays_utterance_audio() {
     assert!(replayed >= 16_000, "replayed {replayed} samples");
     assert!(first.samples.load(Ordering::SeqCst) >= 16_000);
     assert_eq!(llm.last_messages()[0].content, "book a table");
+    call.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stt_stall_fails_over_after_timeout() {
+    let silent = TestStt::new("stt-silent", SttMode::Silent, &[]);
+    let backup = TestStt::new("stt-backup", SttMode::Normal, &["is anyone there"]);
+    let llm = TestLlm::new("llm", vec![]);
+    let tts = TestTts::new("tts");
+    let mut call = Call::start(
+        settings(),
+        chains(
+            vec![silent.clone(), backup.clone()],
+            vec![llm.clone()],
+            vec![tts],
+        ),
+    );
+
+    call.speak(600).await;
+    let asked = now();
+    let turn = call
+        .wait_for(|e| match e {
+            ConversationEvent::Turn(t) if t.role == TurnRole::Caller => Some(t.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(turn.text, "is anyone there");
+    // End of turn (300 ms) plus the 2 s stall timeout before the backup was asked.
+    assert!(now().duration_since(asked) >= Duration::from_millis(2300));
+    assert!(backup.samples.load(Ordering::SeqCst) >= 9_600);
+    call.agent_turn().await;
+    assert_eq!(llm.last_messages()[0].content, "is anyone there");
+    call.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn llm_stall_mid_reply_keeps_spoken_part() {
+    let stt = TestStt::new("stt", SttMode::Normal, &["hello"]);
+    let stalling = TestLlm::new(
+        "stalling",
+        vec![vec![
+            Step::Token("First part is here. "),
+            Step::Token("Second"),
+            Step::Wait(Duration::from_secs(3600)),
+        ]],
+    );
+    let backup = TestLlm::new("backup", vec![]);
+    let tts = TestTts::new("tts");
+    let mut call = Call::start(
+        settings(),
+        chains(vec![stt], vec![stalling, backup.clone()], vec![tts.clone()]),
+    );
+    call.speak(400).await;
+    let turn = call.agent_turn().await;
+    // The broken-off text is spoken, and no second provider repeats the reply.
+    assert_eq!(turn.text, "First part is here. Second");
+    assert_eq!(tts.texts(), ["First part is here.", "Second"]);
+    assert!(backup.requests.lock().is_empty());
     call.finish().await;
 }
 
