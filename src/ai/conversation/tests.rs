@@ -41,6 +41,8 @@ struct TestStt {
     mode: SttMode,
     finals: Arc<Mutex<VecDeque<String>>>,
     samples: Arc<AtomicUsize>,
+    /// `Pause` and `Resume` inputs in order.
+    controls: Arc<Mutex<Vec<&'static str>>>,
 }
 
 impl TestStt {
@@ -50,6 +52,7 @@ impl TestStt {
             mode,
             finals: Arc::new(Mutex::new(finals.iter().map(|s| s.to_string()).collect())),
             samples: Arc::new(AtomicUsize::new(0)),
+            controls: Arc::new(Mutex::new(Vec::new())),
         })
     }
 }
@@ -65,6 +68,7 @@ impl SttProvider for TestStt {
         let mode = self.mode;
         let finals = Arc::clone(&self.finals);
         let samples = Arc::clone(&self.samples);
+        let controls = Arc::clone(&self.controls);
         let name = self.name;
         tokio::spawn(async move {
             let mut heard = 0;
@@ -93,7 +97,8 @@ impl SttProvider for TestStt {
                         heard = 0;
                         let _ = events_tx.send(SttEvent::Final(text)).await;
                     }
-                    SttInput::Pause | SttInput::Resume => {}
+                    SttInput::Pause => controls.lock().push("pause"),
+                    SttInput::Resume => controls.lock().push("resume"),
                 }
             }
         });
@@ -294,10 +299,18 @@ fn chains(
 
 impl Call {
     fn start(settings: ConversationSettings, chains: ProviderChains) -> Self {
+        Self::start_with_events(settings, chains, 256)
+    }
+
+    fn start_with_events(
+        settings: ConversationSettings,
+        chains: ProviderChains,
+        events_capacity: usize,
+    ) -> Self {
         let (media, media_rx) = mpsc::channel(4096);
         let (playout, playout_rx) = mpsc::channel(4096);
         let (control, control_rx) = mpsc::channel(16);
-        let (events_tx, events) = mpsc::channel(256);
+        let (events_tx, events) = mpsc::channel(events_capacity);
         let (barge, barge_rx) = mpsc::channel(4);
         let log = Arc::new(Mutex::new(MediaLog::default()));
         tokio::spawn(media_side(
@@ -1044,6 +1057,38 @@ async fn max_reply_caps_audio() {
         ["One two three four five.", "Six seven eight nine ten."]
     );
     call.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn hold_pauses_and_resumes_stt() {
+    let stt = TestStt::new("stt", SttMode::Normal, &[]);
+    let call = Call::start(settings(), chains(vec![stt.clone()], vec![], vec![]));
+    let _ = call.control.send(ControlInput::Hold(true)).await;
+    let _ = call.control.send(ControlInput::Hold(true)).await;
+    let _ = call.control.send(ControlInput::Hold(false)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(*stt.controls.lock(), ["pause", "resume"]);
+    call.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn unread_events_never_stall_the_loop() {
+    let stt = TestStt::new("stt", SttMode::Normal, &["first", "second"]);
+    let llm = TestLlm::new("llm", vec![]);
+    let tts = TestTts::new("tts");
+    let mut settings = settings();
+    settings.greeting = "Hello.".to_owned();
+    // Nobody reads the single event slot, so every event after the first is dropped.
+    let call =
+        Call::start_with_events(settings, chains(vec![stt], vec![llm.clone()], vec![tts]), 1);
+    call.speak(400).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    call.speak(400).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(llm.requests.lock().len(), 2);
+    let outcome = call.finish().await;
+    let texts: Vec<&str> = outcome.turns.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(texts, ["Hello.", "first", "Okay.", "second", "Okay."]);
 }
 
 #[test]
