@@ -665,6 +665,43 @@ async fn backchannel_resumes_paused_playout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn short_noise_resumes_paused_playout() {
+    let stt = TestStt::new("stt", SttMode::Normal, &["tell me more"]);
+    let llm = TestLlm::new(
+        "llm",
+        vec![vec![
+            Step::Token("One two three four five six."),
+            Step::Done,
+        ]],
+    );
+    let tts = TestTts::new("tts");
+    let mut call = Call::start(settings(), chains(vec![stt], vec![llm], vec![tts]));
+
+    call.speak(400).await;
+    while call.log.lock().started.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = call
+        .media
+        .send(MediaEvent::SpeechStarted { onset: now() })
+        .await;
+    let _ = call.barge.send(BargeInMode::Pause).await;
+    // 100 ms is below the 200 ms minimum interruption.
+    call.frames(100).await;
+    let _ = call
+        .media
+        .send(MediaEvent::SpeechEnded { end: now() })
+        .await;
+
+    let turn = call.agent_turn().await;
+    assert!(!turn.interrupted);
+    assert_eq!(turn.text, "One two three four five six.");
+    let commands = call.log.lock().commands.clone();
+    assert_eq!(commands, ["Resume"]);
+    call.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn stt_failover_replays_utterance_audio() {
     let first = TestStt::new("stt-a", SttMode::FailOnFinalize, &[]);
     let second = TestStt::new("stt-b", SttMode::Normal, &["book a table"]);
