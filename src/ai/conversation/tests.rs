@@ -1131,21 +1131,21 @@ async fn unread_events_never_stall_the_loop() {
 #[test]
 fn heard_words_follow_played_share() {
     let text = "one two three four";
-    assert_eq!(engine::heard_words(text, 0, 100), "");
-    assert_eq!(engine::heard_words(text, 50, 100), "one two");
-    assert_eq!(engine::heard_words(text, 99, 100), "one two three");
-    assert_eq!(engine::heard_words(text, 100, 100), text);
-    assert_eq!(engine::heard_words(text, 500, 100), text);
-    assert_eq!(engine::heard_words(text, 10, 0), "");
+    assert_eq!(heard::heard_words(text, 0, 100), "");
+    assert_eq!(heard::heard_words(text, 50, 100), "one two");
+    assert_eq!(heard::heard_words(text, 99, 100), "one two three");
+    assert_eq!(heard::heard_words(text, 100, 100), text);
+    assert_eq!(heard::heard_words(text, 500, 100), text);
+    assert_eq!(heard::heard_words(text, 10, 0), "");
 }
 
 #[test]
 fn backchannel_needs_short_known_words() {
     let list = ["mhm", "uh-huh", "okay", "yeah"].map(str::to_owned);
-    assert!(engine::is_backchannel("Mhm.", &list));
-    assert!(engine::is_backchannel("yeah, okay", &list));
-    assert!(engine::is_backchannel("Uh-huh!", &list));
-    assert!(!engine::is_backchannel("", &list));
-    assert!(!engine::is_backchannel("yeah but wait", &list));
-    assert!(!engine::is_backchannel("okay okay okay okay", &list));
+    assert!(heard::is_backchannel("Mhm.", &list));
+    assert!(heard::is_backchannel("yeah, okay", &list));
+    assert!(heard::is_backchannel("Uh-huh!", &list));
+    assert!(!heard::is_backchannel("", &list));
+    assert!(!heard::is_backchannel("yeah but wait", &list));
+    assert!(!heard::is_backchannel("okay okay okay okay", &list));
 }
