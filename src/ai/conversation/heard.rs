@@ -1,4 +1,4 @@
-//! What the loop tracks about a reply: its segments, the words the caller heard, and the
+//! Bookkeeping of a reply in progress: its segments, the words the caller heard, and the
 //! latency trace of the turn.
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use crate::ai::metrics;
 use crate::ai::provider::ToolCall;
 use crate::audio::{BargeIn, SAMPLE_RATE, SegmentId};
 
-/// Most words a backchannel has ("uh-huh okay" is two).
+/// Maximum words in a backchannel ("uh-huh okay" is two).
 const BACKCHANNEL_MAX_WORDS: usize = 3;
 
 /// A segment of the active reply as the loop tracks it.
@@ -118,7 +118,7 @@ impl ActiveReply {
         Duration::from_millis(samples * 1000 / u64::from(SAMPLE_RATE))
     }
 
-    /// The words the caller heard: whole segments played, plus the share of words of the cut
+    /// Returns the words the caller heard: whole segments played, plus the share of words of the cut
     /// segment that matches the share of its samples sent.
     pub(super) fn heard_text(&self, barge_in: &BargeIn) -> String {
         let mut parts = Vec::new();
@@ -152,7 +152,7 @@ pub(super) fn join_words(parts: impl IntoIterator<Item = String>) -> String {
         .join(" ")
 }
 
-/// The first words of `text` in proportion to `played` of `total` samples, rounded down.
+/// Returns the first words of `text` in proportion to `played` of `total` samples, rounded down.
 pub(super) fn heard_words(text: &str, played: u64, total: u64) -> String {
     if total == 0 {
         return String::new();
@@ -163,7 +163,7 @@ pub(super) fn heard_words(text: &str, played: u64, total: u64) -> String {
     words[..count].join(" ")
 }
 
-/// Whether a transcript is only backchannel words ("mhm", "okay") and short.
+/// Checks whether a transcript is only backchannel words ("mhm", "okay") and short.
 pub(super) fn is_backchannel(text: &str, backchannels: &[String]) -> bool {
     let words: Vec<String> = text
         .split_whitespace()
