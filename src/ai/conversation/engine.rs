@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
+use super::heard::{ActiveReply, SegmentInfo, Trace, is_backchannel, join_words};
 use super::reply::{self, ReplyEvent, ReplyJob, ReplySource, SegmentKind};
 use super::stt::{Failover, SttChain};
 use super::{
@@ -25,191 +25,11 @@ use crate::tenancy::{TurnRecord, TurnRole};
 pub(super) const DTMF_PAUSE: Duration = Duration::from_millis(1500);
 /// Caller speech over paused AI audio that is too long for a backchannel.
 const BACKCHANNEL_MAX_SPEECH: Duration = Duration::from_millis(1500);
-/// Most words a backchannel has ("uh-huh okay" is two).
-const BACKCHANNEL_MAX_WORDS: usize = 3;
 /// Extra wait beyond the queued audio for the last segment of a goodbye to play.
 const GOODBYE_GRACE: Duration = Duration::from_secs(2);
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-/// A segment of the active reply as the loop tracks it.
-#[derive(Debug)]
-struct SegmentInfo {
-    id: SegmentId,
-    text: String,
-    kind: SegmentKind,
-    samples: u64,
-    started: bool,
-    played: bool,
-}
-
-/// Timestamps of one agent turn, for its latency trace.
-#[derive(Debug, Default)]
-struct Trace {
-    speech_end: Option<Instant>,
-    stt_final: Option<Instant>,
-    requested: Option<Instant>,
-    first_token: Option<Instant>,
-    first_sentence: Option<Instant>,
-    tts_request: Option<Instant>,
-    tts_first_audio: Option<Instant>,
-    first_rtp: Option<Instant>,
-}
-
-impl Trace {
-    /// Stage latencies in milliseconds from the caller's speech end; empty without one.
-    fn latency_ms(&self) -> BTreeMap<String, u64> {
-        let mut latency = BTreeMap::new();
-        let Some(end) = self.speech_end else {
-            return latency;
-        };
-        let since_end = |at: Option<Instant>| at.map(|at| at.saturating_duration_since(end));
-        let stages = [
-            ("stt_final", since_end(self.stt_final)),
-            ("llm_first_token", since_end(self.first_token)),
-            ("first_sentence", since_end(self.first_sentence)),
-            ("tts_first_audio", since_end(self.tts_first_audio)),
-            ("first_rtp", since_end(self.first_rtp)),
-            ("internal", self.internal()),
-        ];
-        for (stage, span) in stages {
-            if let Some(span) = span {
-                metrics::TURN_LATENCY
-                    .with_label_values(&[stage])
-                    .observe(span.as_secs_f64());
-                latency.insert(stage.to_owned(), span.as_millis() as u64);
-            }
-        }
-        latency
-    }
-
-    /// Speech end to first packet minus the spans spent waiting on the end-of-turn silence and
-    /// speech-to-text, on the language model up to its first sentence, and on the first audio.
-    fn internal(&self) -> Option<Duration> {
-        let end = self.speech_end?;
-        let total = self.first_rtp?.saturating_duration_since(end);
-        let stt = self.stt_final?.saturating_duration_since(end);
-        let llm = self
-            .first_sentence?
-            .saturating_duration_since(self.requested?);
-        let tts = self
-            .tts_first_audio?
-            .saturating_duration_since(self.tts_request?);
-        Some(total.saturating_sub(stt + llm + tts))
-    }
-}
-
-/// The reply being generated or played.
-struct ActiveReply {
-    task: JoinHandle<()>,
-    reports: mpsc::UnboundedReceiver<ReplyEvent>,
-    reports_open: bool,
-    generating: bool,
-    segments: Vec<SegmentInfo>,
-    tools: Vec<ToolCall>,
-    trace: Trace,
-    started_at: DateTime<Utc>,
-}
-
-impl ActiveReply {
-    fn finished(&self) -> bool {
-        !self.generating && self.segments.iter().all(|s| s.played)
-    }
-
-    fn full_text(&self) -> String {
-        join_words(
-            self.segments
-                .iter()
-                .filter(|s| s.kind == SegmentKind::Reply)
-                .map(|s| s.text.clone()),
-        )
-    }
-
-    fn unplayed_audio(&self) -> Duration {
-        let samples: u64 = self
-            .segments
-            .iter()
-            .filter(|s| !s.played)
-            .map(|s| s.samples)
-            .sum();
-        Duration::from_millis(samples * 1000 / u64::from(SAMPLE_RATE))
-    }
-
-    /// The words the caller heard: whole segments played, plus the share of words of the cut
-    /// segment that matches the share of its samples sent.
-    /// The reply text that reached the caller when the call ended mid-reply: the sentences
-    /// played, and the one playing.
-    fn spoken_text(&self) -> String {
-        join_words(
-            self.segments
-                .iter()
-                .take_while(|s| s.started)
-                .filter(|s| s.kind == SegmentKind::Reply)
-                .map(|s| s.text.clone()),
-        )
-    }
-
-    fn heard_text(&self, barge_in: &BargeIn) -> String {
-        let mut parts = Vec::new();
-        for segment in &self.segments {
-            if Some(segment.id) == barge_in.segment {
-                if segment.kind == SegmentKind::Reply {
-                    parts.push(heard_words(
-                        &segment.text,
-                        barge_in.played_samples,
-                        segment.samples,
-                    ));
-                }
-                break;
-            }
-            if !segment.played {
-                break;
-            }
-            if segment.kind == SegmentKind::Reply {
-                parts.push(segment.text.clone());
-            }
-        }
-        join_words(parts)
-    }
-}
-
-fn join_words(parts: impl IntoIterator<Item = String>) -> String {
-    parts
-        .into_iter()
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The first words of `text` in proportion to `played` of `total` samples, rounded down.
-pub(super) fn heard_words(text: &str, played: u64, total: u64) -> String {
-    if total == 0 {
-        return String::new();
-    }
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let share = (played.min(total) as f64) / (total as f64);
-    let count = (words.len() as f64 * share).floor() as usize;
-    words[..count].join(" ")
-}
-
-/// Whether a transcript is only backchannel words ("mhm", "okay") and short.
-pub(super) fn is_backchannel(text: &str, backchannels: &[String]) -> bool {
-    let words: Vec<String> = text
-        .split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-')
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect();
-    if words.is_empty() || words.len() > BACKCHANNEL_MAX_WORDS {
-        return false;
-    }
-    words
-        .iter()
-        .all(|w| backchannels.iter().any(|b| b.eq_ignore_ascii_case(w)))
 }
 
 /// A barge-in in pause mode waiting for the transcript to tell a backchannel from an
@@ -486,12 +306,28 @@ impl Conversation {
         // Dropping the task drops the language-model and text-to-speech streams.
         reply.task.abort();
         reply.generating = false;
+        // Reports already sent describe audio that reached the playout queue, and the heard
+        // text depends on their sample counts. Tool calls of the cut reply are dropped.
+        let mut late = Vec::new();
+        while let Ok(event) = reply.reports.try_recv() {
+            if !matches!(event, ReplyEvent::Tool(_) | ReplyEvent::Done) {
+                late.push(event);
+            }
+        }
+        for event in late {
+            self.on_reply(Some(event));
+        }
+        let Some(reply) = &mut self.reply else {
+            return;
+        };
         let open: Vec<SegmentId> = reply.segments.iter().map(|s| s.id).collect();
         // Segments cut short by the abort get their end, so a resumed queue can finish them.
         for id in open {
             self.send_playout(PlayoutCommand::EndSegment(id));
         }
         if barge_in.paused {
+            // TODO: a backchannel resumes only the audio queued before the barge-in, because the
+            // reply task was cancelled at once; the rest of a long reply is lost.
             let deadline = tokio::time::Instant::now() + BACKCHANNEL_MAX_SPEECH;
             self.barge_in = Some(PendingBargeIn { barge_in, deadline });
         } else {
@@ -947,6 +783,8 @@ impl Conversation {
         self.turns.push(record);
     }
 
+    // TODO: the model gets no follow-up request after a tool result, so a rejected transfer is
+    // only visible to it in the history of the next turn.
     fn tool_result(&self, call: &ToolCall) -> String {
         match call.name.as_str() {
             tools::TRANSFER_CALL if self.settings.transfer_target.is_none() => {

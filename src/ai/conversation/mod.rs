@@ -7,6 +7,7 @@
 //! call layer as [`ConversationEnd`].
 
 mod engine;
+mod heard;
 mod reply;
 mod stt;
 #[cfg(test)]

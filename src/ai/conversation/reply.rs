@@ -34,7 +34,7 @@ pub(super) enum SegmentKind {
     Filler,
 }
 
-/// Where the words of a reply come from.
+/// Source of a reply's words.
 pub(super) enum ReplySource {
     /// Fixed text (greeting, apology).
     Fixed(String),
@@ -52,6 +52,8 @@ pub(super) struct ReplyJob {
     pub first_token_timeout: Duration,
     pub stall_timeout: Duration,
     /// Cap on the reply's audio, in samples.
+    // NOTE: `max_reply` caps the duration of the reply's audio, not how long the model may
+    // take to write it; the stall timeout bounds each wait for a token instead.
     pub max_samples: u64,
     pub holding_phrase: String,
     pub apology: String,

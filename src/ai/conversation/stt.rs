@@ -13,7 +13,7 @@ use crate::audio::SAMPLE_RATE;
 /// Audio kept from before the caller's speech was confirmed, in samples (0.5 s), because the
 /// VAD confirms speech only after its first voiced frames.
 const PREROLL_SAMPLES: usize = SAMPLE_RATE as usize / 2;
-/// Longest utterance kept for replay, in samples (60 s).
+/// Maximum utterance audio kept for replay, in samples (60 s).
 const MAX_REPLAY_SAMPLES: usize = SAMPLE_RATE as usize * 60;
 
 /// Speech-to-text sessions with failover.
@@ -29,7 +29,7 @@ pub(super) struct SttChain {
     finalize_pending: bool,
 }
 
-/// What a failover achieved.
+/// Result of a failover.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Failover {
     /// The next provider runs and got the utterance's audio.

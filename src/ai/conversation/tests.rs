@@ -32,6 +32,8 @@ fn now() -> Instant {
 enum SttMode {
     Normal,
     FailOnFinalize,
+    /// Takes audio but never answers `Finalize`.
+    Silent,
 }
 
 struct TestStt {
@@ -39,6 +41,8 @@ struct TestStt {
     mode: SttMode,
     finals: Arc<Mutex<VecDeque<String>>>,
     samples: Arc<AtomicUsize>,
+    /// `Pause` and `Resume` inputs in order.
+    controls: Arc<Mutex<Vec<&'static str>>>,
 }
 
 impl TestStt {
@@ -48,6 +52,7 @@ impl TestStt {
             mode,
             finals: Arc::new(Mutex::new(finals.iter().map(|s| s.to_string()).collect())),
             samples: Arc::new(AtomicUsize::new(0)),
+            controls: Arc::new(Mutex::new(Vec::new())),
         })
     }
 }
@@ -63,6 +68,7 @@ impl SttProvider for TestStt {
         let mode = self.mode;
         let finals = Arc::clone(&self.finals);
         let samples = Arc::clone(&self.samples);
+        let controls = Arc::clone(&self.controls);
         let name = self.name;
         tokio::spawn(async move {
             let mut heard = 0;
@@ -80,6 +86,7 @@ impl SttProvider for TestStt {
                         let _ = events_tx.send(SttEvent::Failed(err)).await;
                         return;
                     }
+                    SttInput::Finalize if mode == SttMode::Silent => {}
                     SttInput::Finalize => {
                         // Only an utterance with audio has words.
                         let text = if heard > 0 {
@@ -90,7 +97,8 @@ impl SttProvider for TestStt {
                         heard = 0;
                         let _ = events_tx.send(SttEvent::Final(text)).await;
                     }
-                    SttInput::Pause | SttInput::Resume => {}
+                    SttInput::Pause => controls.lock().push("pause"),
+                    SttInput::Resume => controls.lock().push("resume"),
                 }
             }
         });
@@ -292,10 +300,18 @@ fn chains(
 
 impl Call {
     fn start(settings: ConversationSettings, chains: ProviderChains) -> Self {
+        Self::start_with_events(settings, chains, 256)
+    }
+
+    fn start_with_events(
+        settings: ConversationSettings,
+        chains: ProviderChains,
+        events_capacity: usize,
+    ) -> Self {
         let (media, media_rx) = mpsc::channel(4096);
         let (playout, playout_rx) = mpsc::channel(4096);
         let (control, control_rx) = mpsc::channel(16);
-        let (events_tx, events) = mpsc::channel(256);
+        let (events_tx, events) = mpsc::channel(events_capacity);
         let (barge, barge_rx) = mpsc::channel(4);
         let log = Arc::new(Mutex::new(MediaLog::default()));
         tokio::spawn(media_side(
@@ -370,7 +386,7 @@ impl Call {
     }
 }
 
-/// The media path's side of the playout queue: applies commands and ticks every 20 ms.
+/// Plays the real playout queue every 20 ms like the media path and forwards its events.
 async fn media_side(
     mut commands: mpsc::Receiver<PlayoutCommand>,
     media: mpsc::Sender<MediaEvent>,
@@ -650,6 +666,43 @@ async fn backchannel_resumes_paused_playout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn short_noise_resumes_paused_playout() {
+    let stt = TestStt::new("stt", SttMode::Normal, &["tell me more"]);
+    let llm = TestLlm::new(
+        "llm",
+        vec![vec![
+            Step::Token("One two three four five six."),
+            Step::Done,
+        ]],
+    );
+    let tts = TestTts::new("tts");
+    let mut call = Call::start(settings(), chains(vec![stt], vec![llm], vec![tts]));
+
+    call.speak(400).await;
+    while call.log.lock().started.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = call
+        .media
+        .send(MediaEvent::SpeechStarted { onset: now() })
+        .await;
+    let _ = call.barge.send(BargeInMode::Pause).await;
+    // 100 ms is below the 200 ms minimum interruption.
+    call.frames(100).await;
+    let _ = call
+        .media
+        .send(MediaEvent::SpeechEnded { end: now() })
+        .await;
+
+    let turn = call.agent_turn().await;
+    assert!(!turn.interrupted);
+    assert_eq!(turn.text, "One two three four five six.");
+    let commands = call.log.lock().commands.clone();
+    assert_eq!(commands, ["Resume"]);
+    call.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn stt_failover_replays_utterance_audio() {
     let first = TestStt::new("stt-a", SttMode::FailOnFinalize, &[]);
     let second = TestStt::new("stt-b", SttMode::Normal, &["book a table"]);
@@ -671,6 +724,64 @@ async fn stt_failover_replays_utterance_audio() {
     assert!(replayed >= 16_000, "replayed {replayed} samples");
     assert!(first.samples.load(Ordering::SeqCst) >= 16_000);
     assert_eq!(llm.last_messages()[0].content, "book a table");
+    call.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stt_stall_fails_over_after_timeout() {
+    let silent = TestStt::new("stt-silent", SttMode::Silent, &[]);
+    let backup = TestStt::new("stt-backup", SttMode::Normal, &["is anyone there"]);
+    let llm = TestLlm::new("llm", vec![]);
+    let tts = TestTts::new("tts");
+    let mut call = Call::start(
+        settings(),
+        chains(
+            vec![silent.clone(), backup.clone()],
+            vec![llm.clone()],
+            vec![tts],
+        ),
+    );
+
+    call.speak(600).await;
+    let asked = now();
+    let turn = call
+        .wait_for(|e| match e {
+            ConversationEvent::Turn(t) if t.role == TurnRole::Caller => Some(t.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(turn.text, "is anyone there");
+    // End of turn (300 ms) plus the 2 s stall timeout before the backup was asked.
+    assert!(now().duration_since(asked) >= Duration::from_millis(2300));
+    assert!(backup.samples.load(Ordering::SeqCst) >= 9_600);
+    call.agent_turn().await;
+    assert_eq!(llm.last_messages()[0].content, "is anyone there");
+    call.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn llm_stall_mid_reply_keeps_spoken_part() {
+    let stt = TestStt::new("stt", SttMode::Normal, &["hello"]);
+    let stalling = TestLlm::new(
+        "stalling",
+        vec![vec![
+            Step::Token("First part is here. "),
+            Step::Token("Second"),
+            Step::Wait(Duration::from_secs(3600)),
+        ]],
+    );
+    let backup = TestLlm::new("backup", vec![]);
+    let tts = TestTts::new("tts");
+    let mut call = Call::start(
+        settings(),
+        chains(vec![stt], vec![stalling, backup.clone()], vec![tts.clone()]),
+    );
+    call.speak(400).await;
+    let turn = call.agent_turn().await;
+    // The broken-off text is spoken, and no second provider repeats the reply.
+    assert_eq!(turn.text, "First part is here. Second");
+    assert_eq!(tts.texts(), ["First part is here.", "Second"]);
+    assert!(backup.requests.lock().is_empty());
     call.finish().await;
 }
 
@@ -986,24 +1097,56 @@ async fn max_reply_caps_audio() {
     call.finish().await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn hold_pauses_and_resumes_stt() {
+    let stt = TestStt::new("stt", SttMode::Normal, &[]);
+    let call = Call::start(settings(), chains(vec![stt.clone()], vec![], vec![]));
+    let _ = call.control.send(ControlInput::Hold(true)).await;
+    let _ = call.control.send(ControlInput::Hold(true)).await;
+    let _ = call.control.send(ControlInput::Hold(false)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(*stt.controls.lock(), ["pause", "resume"]);
+    call.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn unread_events_never_stall_the_loop() {
+    let stt = TestStt::new("stt", SttMode::Normal, &["first", "second"]);
+    let llm = TestLlm::new("llm", vec![]);
+    let tts = TestTts::new("tts");
+    let mut settings = settings();
+    settings.greeting = "Hello.".to_owned();
+    // Nobody reads the single event slot, so every event after the first is dropped.
+    let call =
+        Call::start_with_events(settings, chains(vec![stt], vec![llm.clone()], vec![tts]), 1);
+    call.speak(400).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    call.speak(400).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(llm.requests.lock().len(), 2);
+    let outcome = call.finish().await;
+    let texts: Vec<&str> = outcome.turns.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(texts, ["Hello.", "first", "Okay.", "second", "Okay."]);
+}
+
 #[test]
 fn heard_words_follow_played_share() {
     let text = "one two three four";
-    assert_eq!(engine::heard_words(text, 0, 100), "");
-    assert_eq!(engine::heard_words(text, 50, 100), "one two");
-    assert_eq!(engine::heard_words(text, 99, 100), "one two three");
-    assert_eq!(engine::heard_words(text, 100, 100), text);
-    assert_eq!(engine::heard_words(text, 500, 100), text);
-    assert_eq!(engine::heard_words(text, 10, 0), "");
+    assert_eq!(heard::heard_words(text, 0, 100), "");
+    assert_eq!(heard::heard_words(text, 50, 100), "one two");
+    assert_eq!(heard::heard_words(text, 99, 100), "one two three");
+    assert_eq!(heard::heard_words(text, 100, 100), text);
+    assert_eq!(heard::heard_words(text, 500, 100), text);
+    assert_eq!(heard::heard_words(text, 10, 0), "");
 }
 
 #[test]
 fn backchannel_needs_short_known_words() {
     let list = ["mhm", "uh-huh", "okay", "yeah"].map(str::to_owned);
-    assert!(engine::is_backchannel("Mhm.", &list));
-    assert!(engine::is_backchannel("yeah, okay", &list));
-    assert!(engine::is_backchannel("Uh-huh!", &list));
-    assert!(!engine::is_backchannel("", &list));
-    assert!(!engine::is_backchannel("yeah but wait", &list));
-    assert!(!engine::is_backchannel("okay okay okay okay", &list));
+    assert!(heard::is_backchannel("Mhm.", &list));
+    assert!(heard::is_backchannel("yeah, okay", &list));
+    assert!(heard::is_backchannel("Uh-huh!", &list));
+    assert!(!heard::is_backchannel("", &list));
+    assert!(!heard::is_backchannel("yeah but wait", &list));
+    assert!(!heard::is_backchannel("okay okay okay okay", &list));
 }
