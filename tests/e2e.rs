@@ -186,7 +186,7 @@ fn baresip_hears_a_spoken_reply() {
         &wav,
         &source,
         &["-r", "8000", "-c", "1", "-b", "16"],
-        &["pad", "6", "0"],
+        &["pad", "6", "15"],
     );
     let sip_port = support::free_port();
     let config = format!(
@@ -197,11 +197,11 @@ fn baresip_hears_a_spoken_reply() {
          audio_alert aufile,/dev/null\n\
          rtp_ports 35000-35999\n\
          module_path /usr/lib/baresip/modules\n\
-         module stdio.so\n\
          module g711.so\n\
          module aufile.so\n\
          module sndfile.so\n\
          snd_path {}\n\
+         module_app account.so\n\
          module_app menu.so\n",
         source.display(),
         home.path().display()
@@ -215,15 +215,16 @@ fn baresip_hears_a_spoken_reply() {
     let mut child = Command::new("baresip")
         .args(["-f", config_dir.to_str().unwrap()])
         .args(["-e", &format!("/dial {}", server.uri("+15550100"))])
-        .args(["-t", "25"])
+        .args(["-t", "30"])
         .env("HOME", home.path())
-        .stdin(Stdio::null())
+        // baresip cannot poll /dev/null, so its input is a pipe that stays open.
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start baresip");
     let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(40) {
+    while started.elapsed() < Duration::from_secs(45) {
         if let Ok(Some(_)) = child.try_wait() {
             break;
         }

