@@ -37,11 +37,13 @@ pub enum DropReason {
     Late,
     /// The jitter buffer was full.
     Overflow,
+    /// Our own packets sent back to us (RFC 3550 §8.2), for example by an echo test peer.
+    Loop,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Malformed,
         DropReason::Version,
         DropReason::NotRtp,
@@ -56,6 +58,7 @@ impl DropReason {
         DropReason::Duplicate,
         DropReason::Late,
         DropReason::Overflow,
+        DropReason::Loop,
     ];
 
     /// Label value used in metrics and logs.
@@ -75,6 +78,7 @@ impl DropReason {
             DropReason::Duplicate => "duplicate",
             DropReason::Late => "late",
             DropReason::Overflow => "overflow",
+            DropReason::Loop => "loop",
         }
     }
 

@@ -203,6 +203,10 @@ pub struct RtpSession {
     published_overflow: u64,
     events: VecDeque<SessionEvent>,
     last_rtp: Option<Instant>,
+    /// SSRCs we gave up after collisions, and the addresses that sent them to us, for the
+    /// loop detection of RFC 3550 §8.2.
+    former_ssrcs: Vec<Ssrc>,
+    collision_sources: Vec<SocketAddr>,
 }
 
 impl RtpSession {
@@ -248,6 +252,8 @@ impl RtpSession {
             published_overflow: 0,
             events: VecDeque::new(),
             last_rtp: None,
+            former_ssrcs: Vec::new(),
+            collision_sources: Vec::new(),
             payloads: config.payloads,
         }
     }

@@ -20,6 +20,8 @@ use crate::rtp::stats::DropReason;
 const RUN_GAP: Duration = Duration::from_millis(200);
 /// Packets a run needs before its source may take over from the played one.
 const SWITCH_PACKETS: u32 = 2;
+/// Former SSRCs and colliding addresses remembered for loop detection.
+const MAX_COLLISIONS: usize = 8;
 
 /// The fields of a packet that outlive its datagram.
 #[derive(Debug, Clone, Copy)]
@@ -81,8 +83,17 @@ impl RtpSession {
             LatchVerdict::Accept => self.note_latched_stream(fields),
             LatchVerdict::AcceptForeign => {}
         }
+        // RFC 3550 §8.2: a packet with one of our former SSRCs, or with our current SSRC from
+        // an address that already collided with us, is our own traffic looped back. Changing
+        // SSRC again would only repeat the collision with every packet.
+        if self.former_ssrcs.contains(&fields.ssrc)
+            || (fields.ssrc == self.sender.ssrc() && self.collision_sources.contains(&from))
+        {
+            tracing::trace!(ssrc = %fields.ssrc, %from, "own rtp looped back");
+            return self.drop_packet(DropReason::Loop);
+        }
         if fields.ssrc == self.sender.ssrc() {
-            self.resolve_collision();
+            self.resolve_collision(from);
         }
         self.last_rtp = Some(now);
         self.track(fields, Some(role))
@@ -105,8 +116,19 @@ impl RtpSession {
 
     /// RFC 3550 §8.2: the peer sends with our SSRC, so pick a new one for our stream.
     // TODO: RFC 3550 §8.2 also calls for an RTCP BYE for the old SSRC, which is not sent.
-    fn resolve_collision(&mut self) {
+    fn resolve_collision(&mut self, from: SocketAddr) {
         let old = self.sender.ssrc();
+        // Bounded so a hostile peer cannot grow the lists; the newest entries matter most.
+        if self.former_ssrcs.len() == MAX_COLLISIONS {
+            self.former_ssrcs.remove(0);
+        }
+        self.former_ssrcs.push(old);
+        if !self.collision_sources.contains(&from) {
+            if self.collision_sources.len() == MAX_COLLISIONS {
+                self.collision_sources.remove(0);
+            }
+            self.collision_sources.push(from);
+        }
         let new = Ssrc(self.rng.random());
         tracing::warn!(%old, %new, "peer uses our ssrc; changing ours");
         self.sender.set_ssrc(new);

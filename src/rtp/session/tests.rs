@@ -139,6 +139,31 @@ fn ssrc_collision_changes_ours() {
 }
 
 #[test]
+fn own_packets_echoed_back_change_our_ssrc_once() {
+    let (mut s, start) = session();
+    let first = s.sender().ssrc();
+    // An echo peer returns what we sent: first with our original SSRC, then with the new one.
+    s.handle_datagram(start, peer(), &rtp(first.0, 1, 0, 0));
+    let second = s.sender().ssrc();
+    assert_ne!(second, first);
+    for seq in 2..50u16 {
+        let now = start + Duration::from_millis(20 * u64::from(seq));
+        let ssrc = if seq < 10 { first } else { second };
+        s.handle_datagram(now, peer(), &rtp(ssrc.0, seq, u32::from(seq) * 160, 0));
+    }
+    assert_eq!(
+        s.sender().ssrc(),
+        second,
+        "the loop must not change our SSRC again"
+    );
+    let collisions = std::iter::from_fn(|| s.poll_event())
+        .filter(|event| matches!(event, SessionEvent::SsrcCollision { .. }))
+        .count();
+    assert_eq!(collisions, 1);
+    assert_eq!(s.stats().drops.get(DropReason::Loop), 48);
+}
+
+#[test]
 fn rtcp_from_stranger_is_dropped() {
     let (mut s, start) = session();
     s.handle_datagram(start, peer(), &rtp(7, 1, 0, 0));
