@@ -820,7 +820,7 @@ mod tests {
     }
 
     #[test]
-    fn two_to_one_ratios_use_the_half_band_paths() {
+    fn half_band_paths_selected() {
         let up = Resampler::new(8_000, 16_000).unwrap();
         assert!(
             matches!(up.filter.kernel, Kernel::Interpolate2 { .. }),
@@ -830,7 +830,7 @@ mod tests {
         let down = Resampler::new(16_000, 8_000).unwrap();
         match &down.filter.kernel {
             Kernel::Decimate2 { dense, .. } => {
-                // Half of the 47-tap filter plus the centre tap.
+                // The 24 odd-offset taps of the 47-tap filter; the centre tap is kept apart.
                 assert_eq!(dense.len(), 24);
                 assert!(dense.iter().all(|&c| c != 0.0));
             }
@@ -868,7 +868,7 @@ mod tests {
     }
 
     #[test]
-    fn half_band_output_count_is_exact_for_any_chunking() {
+    fn half_band_output_count_exact() {
         for (from, to) in [(8_000, 16_000), (16_000, 8_000)] {
             let input = mixed_signal(from, 20_000);
             let mut resampler = Resampler::new(from, to).unwrap();
@@ -917,7 +917,7 @@ mod tests {
     }
 
     #[test]
-    fn half_band_passes_1_khz_within_half_a_db() {
+    fn half_band_passband_1_khz() {
         for (from, to) in [(8_000, 16_000), (16_000, 8_000)] {
             let gain = streamed_gain_db(from, to, 1_000.0);
             assert!(gain.abs() < 0.5, "{from}->{to}: {gain:.2} dB");
@@ -925,7 +925,7 @@ mod tests {
     }
 
     #[test]
-    fn half_band_decimator_attenuates_6_khz_by_50_db() {
+    fn decimator_rejects_6_khz() {
         let input = tone(6_000.0, 16_000, 16_000, 10_000.0);
         let mut resampler = Resampler::new(16_000, 8_000).unwrap();
         let mut out = Vec::new();
@@ -939,7 +939,7 @@ mod tests {
     }
 
     #[test]
-    fn silence_after_sound_is_exact_zeros_and_keeps_the_grid() {
+    fn silence_shortcut_keeps_grid() {
         for (from, to) in [(8_000, 16_000), (16_000, 8_000), (48_000, 16_000)] {
             let mut input = mixed_signal(from, 3_000);
             input.extend(std::iter::repeat_n(0, 2_000));
