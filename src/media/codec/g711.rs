@@ -15,20 +15,45 @@ pub enum G711Law {
 const BIAS: i32 = 0x84;
 const CLIP: i32 = 32_635;
 
-/// Encodes one sample as mu-law.
+/// Encodes one sample as mu-law, by table lookup.
 pub fn linear_to_ulaw(sample: i16) -> u8 {
-    let mut pcm = i32::from(sample);
+    // The code depends only on the sign and on the magnitude's top 14 bits (G.711 mu-law
+    // takes 14-bit input), and a negative sample differs from its magnitude only in bit 7.
+    let code = ULAW_ENCODE_TABLE[usize::from(sample.unsigned_abs() >> 2)];
+    if sample < 0 { code & 0x7F } else { code }
+}
+
+/// Encodes one sample as mu-law by the segment formula; builds [`ULAW_ENCODE_TABLE`].
+const fn ulaw_formula(sample: i16) -> u8 {
+    let mut pcm = sample as i32;
     let sign = if pcm < 0 {
         pcm = -pcm;
         0x80
     } else {
         0
     };
-    pcm = pcm.min(CLIP) + BIAS;
-    let exponent = (7 - (pcm << 17).leading_zeros().min(7)) as i32;
+    pcm = if pcm > CLIP { CLIP } else { pcm } + BIAS;
+    let zeros = (pcm << 17).leading_zeros();
+    let exponent = 7 - if zeros > 7 { 7 } else { zeros } as i32;
     let mantissa = (pcm >> (exponent + 3)) & 0x0F;
     !(sign | (exponent << 4) | mantissa) as u8
 }
+
+/// mu-law codes of the magnitudes `4 * i`, `i` up to 8192 (the magnitude of `i16::MIN`).
+static ULAW_ENCODE_TABLE: [u8; 8193] = {
+    let mut out = [0u8; 8193];
+    let mut i = 0;
+    while i < out.len() {
+        let magnitude = if i * 4 > i16::MAX as usize {
+            i16::MAX
+        } else {
+            (i * 4) as i16
+        };
+        out[i] = ulaw_formula(magnitude);
+        i += 1;
+    }
+    out
+};
 
 /// Decodes one mu-law byte.
 pub const fn ulaw_to_linear(byte: u8) -> i16 {
@@ -193,6 +218,17 @@ impl AudioEncoder for G711Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ulaw_table_matches_formula() {
+        for sample in i16::MIN..=i16::MAX {
+            assert_eq!(
+                linear_to_ulaw(sample),
+                ulaw_formula(sample),
+                "sample {sample}"
+            );
+        }
+    }
 
     #[test]
     fn ulaw_round_trip_every_code() {
