@@ -205,6 +205,7 @@ fn settings() -> ConversationSettings {
         end_of_turn: Duration::from_millis(300),
         first_token_timeout: Duration::from_secs(5),
         stall_timeout: Duration::from_secs(20),
+        stt_final_timeout: Duration::from_secs(20),
         max_reply: Duration::from_secs(30),
         min_interruption: Duration::from_millis(200),
         backchannels: vec!["mhm".to_owned(), "okay".to_owned()],

@@ -121,6 +121,25 @@ async fn registry_rejects_missing_key() {
 }
 
 #[tokio::test]
+async fn provider_without_key_is_left_out_of_a_longer_chain() {
+    if std::env::var("DEEPGRAM_API_KEY").is_ok() {
+        return;
+    }
+    let registry = registry();
+    let chains = registry
+        .chains(
+            &names(&["deepgram", "whisper"]),
+            &names(&["scripted"]),
+            &names(&["espeak"]),
+            &AgentConfig::default(),
+            &ProviderKeys::default(),
+        )
+        .expect("whisper still serves the call");
+    let stt: Vec<_> = chains.stt.iter().map(|p| p.name()).collect();
+    assert_eq!(stt, vec!["whisper"]);
+}
+
+#[tokio::test]
 async fn registry_rejects_unknown_and_empty() {
     let registry = registry();
     let keys = ProviderKeys::default();
