@@ -263,14 +263,15 @@ fn baresip_hears_a_spoken_reply() {
 fn loadtest_fifty_concurrent_calls_without_failures() {
     let _serial = serial();
     let server = Server::start(36_000, &[]);
-    let work = tempfile::tempdir().unwrap();
-    let wav = support::question(work.path(), QUESTION);
+    // A recorded human voice from alsa-utils (48 kHz): the caller resamples it.
+    let voice = Path::new("/usr/share/sounds/alsa/Front_Center.wav");
+    assert!(voice.exists(), "alsa-utils is not installed");
     let output = support::run(
         Command::new(env!("CARGO_BIN_EXE_voicegate"))
             .arg("loadtest")
             .arg(server.uri("+15550100"))
             .args(["--calls", "50", "--concurrency", "50", "--rate", "25"])
-            .args(["--duration", "8", "--play", wav.to_str().unwrap(), "--json"]),
+            .args(["--duration", "8", "--play", voice.to_str().unwrap(), "--json"]),
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|error| {

@@ -19,7 +19,7 @@ use crate::media::session::StreamParams;
 use crate::media::turn::BargeInSettings;
 use crate::observability::Private;
 use crate::sip::{ActiveCall, CallEvent, EndReason};
-use crate::tenancy::{CallRecord, CallSlot, LiveEvent, LiveEventKind, Tenant};
+use crate::tenancy::{CallRecord, CallSlot, LiveEvent, LiveEventKind, Tenant, TurnRole};
 
 /// How long a transfer may take before the call is ended anyway.
 const TRANSFER_WAIT: Duration = Duration::from_secs(30);
@@ -345,7 +345,14 @@ fn publish(context: &CallContext, tenant: &Tenant, call_id: &str, event: Convers
             tracing::debug!(%call_id, cut_ms = cut.as_millis() as u64, "barge-in");
             LiveEventKind::BargeIn { heard_text }
         }
-        ConversationEvent::Turn(_) => return,
+        ConversationEvent::Turn(turn) => {
+            if turn.role != TurnRole::Agent || turn.latency_ms.is_empty() {
+                return;
+            }
+            LiveEventKind::TurnLatency {
+                stages: turn.latency_ms,
+            }
+        }
     };
     context
         .events

@@ -48,6 +48,7 @@ impl LiveEvent {
             LiveEventKind::CallState { .. } => "call_state",
             LiveEventKind::Transcript { .. } => "transcript",
             LiveEventKind::BargeIn { .. } => "barge_in",
+            LiveEventKind::TurnLatency { .. } => "turn_latency",
             LiveEventKind::CallEnded { .. } => "call_ended",
         }
     }
@@ -82,6 +83,12 @@ pub enum LiveEventKind {
     BargeIn {
         /// The part of the AI's reply the caller heard before it stopped.
         heard_text: String,
+    },
+    /// An agent turn finished; its latency per pipeline stage in milliseconds from the end
+    /// of the caller's speech.
+    TurnLatency {
+        /// Stage name (`stt_final`, `llm_first_token`, ...) to milliseconds.
+        stages: std::collections::BTreeMap<String, u64>,
     },
     /// The call ended.
     CallEnded {
