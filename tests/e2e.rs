@@ -271,7 +271,13 @@ fn loadtest_fifty_concurrent_calls_without_failures() {
             .arg("loadtest")
             .arg(server.uri("+15550100"))
             .args(["--calls", "50", "--concurrency", "50", "--rate", "25"])
-            .args(["--duration", "8", "--play", voice.to_str().unwrap(), "--json"]),
+            .args([
+                "--duration",
+                "8",
+                "--play",
+                voice.to_str().unwrap(),
+                "--json",
+            ]),
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|error| {
