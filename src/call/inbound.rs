@@ -259,8 +259,8 @@ fn public_ip(value: &str) -> Option<IpAddr> {
         .or_else(|| value.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
 }
 
-/// The local address the kernel would use to reach `peer`. Connecting a UDP socket sends
-/// nothing; it only selects the route.
+/// Returns the local address the kernel would use to reach `peer`. Connecting a UDP socket
+/// sends nothing, because it only selects the route.
 fn route_to(peer: SocketAddr) -> Option<IpAddr> {
     let any: SocketAddr = if peer.is_ipv6() {
         "[::]:0".parse().ok()?
@@ -287,7 +287,7 @@ pub(crate) fn codecs(names: &[String]) -> Vec<CodecName> {
         .collect()
 }
 
-/// The user part of a From URI, for CDRs when it is not a telephone number.
+/// Returns the user part of a From URI, for CDRs when it is not a telephone number.
 fn user_part(uri: &str) -> String {
     let inner = uri
         .split_once('<')

@@ -36,7 +36,7 @@ pub(super) struct Answered {
     pub setup: Duration,
 }
 
-/// Why the call ended, as stored in the CDR.
+/// Maps the SIP reason a dialog ended to the CDR end reason.
 fn sip_end_reason(reason: &EndReason) -> &'static str {
     match reason {
         EndReason::RemoteHangup(_) => "caller-bye",
@@ -158,7 +158,7 @@ pub(super) async fn run(
     );
 }
 
-/// What a running call refers to while it converses.
+/// References a running call keeps while it converses.
 #[derive(Clone, Copy)]
 struct Scope<'a> {
     context: &'a Arc<CallContext>,
@@ -329,7 +329,7 @@ async fn end_by_agent(active: &mut ActiveCall, end: &ConversationEnd, call_id: &
     }
 }
 
-/// Forwards a conversation event to the tenant's live stream and the metrics.
+/// Forwards a conversation event to the tenant's live stream.
 fn publish(context: &CallContext, tenant: &Tenant, call_id: &str, event: ConversationEvent) {
     let kind = match event {
         ConversationEvent::Transcript {
@@ -359,7 +359,7 @@ fn publish(context: &CallContext, tenant: &Tenant, call_id: &str, event: Convers
         .publish(tenant.id, LiveEvent::now(call_id, kind));
 }
 
-/// Where a call's recording goes: `<record_dir>/<date>/<call id>.wav`, with the Call-ID
+/// Returns where a call's recording goes: `<record_dir>/<date>/<call id>.wav`, with the Call-ID
 /// reduced to characters that are safe in a file name.
 fn recording_path(dir: &str, call_id: &str) -> PathBuf {
     let safe: String = call_id
