@@ -51,7 +51,7 @@ const TTS_FIRST_AUDIO: Duration = Duration::from_millis(100);
 const FIXED_END_OF_TURN: Duration = Duration::from_millis(300);
 
 /// The reply of the `fixed` part, one token per word. Each token carries its trailing space so
-/// that the sentence splitter sees the end of the first sentence with its last word.
+/// that the sentence splitter detects the end of the first sentence with its last word.
 const REPLY_TOKENS: [&str; 14] = [
     "We ",
     "are ",
@@ -154,7 +154,7 @@ impl TtsProvider for FixedTts {
     }
 }
 
-/// Answers playout commands: `SegmentStarted` when a segment's first audio arrives and
+/// Reports playout progress to the loop: `SegmentStarted` when a segment's first audio arrives and
 /// `SegmentPlayed` when the loop ends the segment.
 async fn media_side(mut commands: mpsc::Receiver<PlayoutCommand>, media: mpsc::Sender<MediaEvent>) {
     let mut samples = HashMap::new();
@@ -258,7 +258,7 @@ async fn measure(
     Ok(traces)
 }
 
-/// The value at quantile `q` (0..=1) of `values`, nearest rank.
+/// Returns the value at quantile `q` (0..=1) of `values` by nearest rank.
 fn quantile(values: &mut [u64], q: f64) -> u64 {
     if values.is_empty() {
         return 0;
@@ -307,12 +307,13 @@ fn bench_fixed(runtime: &tokio::runtime::Runtime, turns: usize) {
         llm: vec![Arc::new(FixedLlm)],
         tts: vec![Arc::new(FixedTts)],
     };
-    // Half a second of noise stands for the caller's words; the fixed STT ignores them.
+    // Half a second of noise is the caller's speech. The fixed STT ignores its content.
     let speech: Vec<i16> = (0..8_000)
         .map(|i| ((i * 7919) % 4000) as i16 - 2000)
         .collect();
     let settings = base_settings(FIXED_END_OF_TURN);
     let speech_end = Duration::from_millis(u64::from(MediaConfig::default().speech_end_ms));
+
     let traces: Vec<_> =
         match runtime.block_on(measure(settings, chains, &speech, speech_end, turns)) {
             Ok(replies) => replies.into_iter().map(|(_, trace)| trace).collect(),
@@ -321,6 +322,7 @@ fn bench_fixed(runtime: &tokio::runtime::Runtime, turns: usize) {
                 return;
             }
         };
+
     let silence = speech_end + FIXED_END_OF_TURN;
     let fixed = silence
         + STT_DELAY
@@ -400,17 +402,20 @@ fn bench_offline(runtime: &tokio::runtime::Runtime, turns: usize) -> Result<(), 
             &ProviderKeys::default(),
         )
         .map_err(|err| format!("provider chains: {err}"))?;
+
     let speech = speak(QUESTION)?;
     let mut settings = ConversationSettings::from_config(&config.ai, &config.agent, "bench");
     settings.greeting.clear();
     let end_of_turn = settings.end_of_turn;
     let speech_end = Duration::from_millis(u64::from(config.media.speech_end_ms));
+
     let replies = runtime.block_on(async {
         registry.warm_up().await;
         let replies = measure(settings, chains, &speech, speech_end, turns).await;
         registry.shutdown().await;
         replies
     })?;
+
     // The scripted agent names Saturday only in its opening-hours answer, so this counts the
     // turns that Whisper heard well enough.
     let answered = replies
