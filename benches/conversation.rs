@@ -11,8 +11,9 @@
 //! - `offline`: the offline default providers of this machine (faster-whisper, the scripted
 //!   agent, espeak-ng) built by the provider registry, with a question spoken by espeak-ng.
 //!
-//! Both parts use a media side that reports `SegmentStarted` as soon as audio is queued, as the
-//! paced playout does at its next 20 ms tick, and `SegmentPlayed` when the segment ends.
+//! Both parts use a media side that reports `SegmentStarted` as soon as audio is queued and
+//! `SegmentPlayed` when the segment ends. The paced playout of a real call sends the first
+//! packet at its next 20 ms tick, so it adds 0 to 20 ms to `first_rtp`.
 //! `BENCH_ONLY=fixed|offline` runs one part. `cargo test --all-targets` runs this binary without
 //! `--bench`: then the `fixed` part runs three turns and `offline` is skipped unless
 //! `BENCH_ONLY` selects it.
