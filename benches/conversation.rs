@@ -302,7 +302,7 @@ fn base_settings(end_of_turn: Duration) -> ConversationSettings {
     }
 }
 
-fn bench_fixed(runtime: &tokio::runtime::Runtime, turns: usize) {
+fn bench_fixed(runtime: &tokio::runtime::Runtime, turns: usize) -> Result<(), String> {
     let chains = ProviderChains {
         stt: vec![Arc::new(FixedStt)],
         llm: vec![Arc::new(FixedLlm)],
@@ -315,14 +315,8 @@ fn bench_fixed(runtime: &tokio::runtime::Runtime, turns: usize) {
     let settings = base_settings(FIXED_END_OF_TURN);
     let speech_end = Duration::from_millis(u64::from(MediaConfig::default().speech_end_ms));
 
-    let traces: Vec<_> =
-        match runtime.block_on(measure(settings, chains, &speech, speech_end, turns)) {
-            Ok(replies) => replies.into_iter().map(|(_, trace)| trace).collect(),
-            Err(message) => {
-                println!("fixed providers: failed: {message}");
-                return;
-            }
-        };
+    let replies = runtime.block_on(measure(settings, chains, &speech, speech_end, turns))?;
+    let traces: Vec<_> = replies.into_iter().map(|(_, trace)| trace).collect();
 
     let silence = speech_end + FIXED_END_OF_TURN;
     let fixed = silence
@@ -347,6 +341,7 @@ fn bench_fixed(runtime: &tokio::runtime::Runtime, turns: usize) {
         .collect();
     print_stage(&format!("first_rtp - {fixed_ms} ms fixed"), share);
     println!("  target: internal at most 30 ms p95");
+    Ok(())
 }
 
 /// espeak-ng speech of `text` as 16 kHz mono PCM.
@@ -441,9 +436,12 @@ fn bench_offline(runtime: &tokio::runtime::Runtime, turns: usize) -> Result<(), 
     Ok(())
 }
 
+/// Runs the selected parts. A part that fails makes the process exit with status 1, so a
+/// broken benchmark also fails `cargo test --all-targets`.
 fn main() {
     let quick = !std::env::args().any(|arg| arg == "--bench");
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let mut failed = false;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -451,17 +449,25 @@ fn main() {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            println!("tokio runtime failed to start: {err}");
-            return;
+            eprintln!("tokio runtime failed to start: {err}");
+            std::process::exit(1);
         }
     };
-    if only.is_empty() || only == "fixed" {
-        bench_fixed(&runtime, if quick { 3 } else { 50 });
+    let fixed_turns = if quick { 3 } else { 50 };
+    if (only.is_empty() || only == "fixed")
+        && let Err(message) = bench_fixed(&runtime, fixed_turns)
+    {
+        eprintln!("fixed providers: failed: {message}");
+        failed = true;
     }
     if (!quick && only.is_empty()) || only == "offline" {
         let turns = if quick { 2 } else { 10 };
         if let Err(message) = bench_offline(&runtime, turns) {
-            println!("offline default: failed: {message}");
+            eprintln!("offline default: failed: {message}");
+            failed = true;
         }
+    }
+    if failed {
+        std::process::exit(1);
     }
 }
