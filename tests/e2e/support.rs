@@ -27,7 +27,7 @@ pub struct Server {
     pub http: SocketAddr,
 }
 
-/// A free UDP port on loopback (also free on TCP, so one number serves both).
+/// Returns a free UDP port on loopback that is also free on TCP, so one number serves both.
 pub fn free_port() -> u16 {
     loop {
         let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
@@ -40,7 +40,7 @@ pub fn free_port() -> u16 {
 
 impl Server {
     /// Starts a server with the default configuration plus `env` overrides; RTP ports come
-    /// from `rtp_base..rtp_base+999`. Waits until `/healthz` says ready.
+    /// from `rtp_base..rtp_base+999`. Waits until `/healthz` returns 200.
     pub fn start(rtp_base: u16, env: &[(&str, String)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let sip: SocketAddr = ([127, 0, 0, 1], free_port()).into();
@@ -86,12 +86,12 @@ impl Server {
         panic!("server not ready in {limit:?}; log:\n{}", self.log());
     }
 
-    /// The server's log so far.
+    /// Returns the server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
-    /// The SIP URI of a number on this server.
+    /// Returns the SIP URI of a number on this server.
     pub fn uri(&self, number: &str) -> String {
         format!("sip:{number}@{}", self.sip)
     }
@@ -171,7 +171,7 @@ impl Drop for Server {
     }
 }
 
-/// A minimal HTTP/1.1 client, so the tests depend on nothing but the standard library.
+/// Sends one HTTP/1.1 request with the standard library alone and returns the status and body.
 fn http_request(
     addr: SocketAddr,
     method: &str,
@@ -269,7 +269,7 @@ pub fn sox(input: &Path, output: &Path, format: &[&str], effects: &[&str]) {
     assert!(out.status.success(), "sox: {out:?}");
 }
 
-/// A spoken question as a 16-bit 8 kHz WAV, with a second of silence after it.
+/// Writes a spoken question as a 16-bit 8 kHz WAV, with a second of silence after it.
 pub fn question(dir: &Path, text: &str) -> PathBuf {
     let raw = dir.join("question-raw.wav");
     speak(text, &raw);

@@ -285,8 +285,8 @@ impl Conversation {
         {
             self.settle_barge_in(false);
         }
-        // TODO: the wait starts at the VAD's speech end, so it adds to the VAD's end window;
-        // starting the LLM early on a stable partial or the STT's own endpointing is not done.
+        // TODO: the wait starts at the VAD's speech end, so it adds to the VAD's end window.
+        // The LLM does not start early on a stable partial or on the STT's own endpointing.
         let wait = if self.barge_in.is_some() {
             // The AI is paused waiting for this decision: ask for the transcript at once.
             Duration::ZERO

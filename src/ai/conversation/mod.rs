@@ -46,12 +46,12 @@ impl std::fmt::Debug for ProviderChains {
     }
 }
 
-/// How one call's conversation behaves, resolved from `[ai]`, `[agent]` and the tenant.
+/// Behaviour of one call's conversation, resolved from `[ai]`, `[agent]` and the tenant.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationSettings {
     /// SIP Call-ID, for logs.
     pub call_id: String,
-    /// Spoken on answer; empty for none.
+    /// Text spoken when the call connects; empty for none.
     pub greeting: String,
     /// The greeting plays to its end even when the caller talks over it.
     pub non_interruptible_greeting: bool,
@@ -81,7 +81,7 @@ pub struct ConversationSettings {
     pub holding_phrase: String,
     /// Spoken when every provider of a chain failed; the call stays up.
     pub apology: String,
-    /// Where the transfer tool sends the call; `None` disables the tool.
+    /// Target of the transfer tool; `None` disables the tool.
     pub transfer_target: Option<String>,
     /// DTMF digits are never logged or stored.
     pub sensitive_dtmf: bool,
@@ -126,7 +126,7 @@ pub enum ControlInput {
     Hold(bool),
 }
 
-/// What the loop reports while it runs.
+/// Event the loop reports while it runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConversationEvent {
     /// A partial or final transcript.
@@ -149,14 +149,14 @@ pub enum ConversationEvent {
     Turn(TurnRecord),
 }
 
-/// Why the loop returned.
+/// Reason the loop returned.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConversationEnd {
     /// The media session stopped sending events (the call ended elsewhere).
     MediaClosed,
     /// No RTP arrived for the media timeout.
     MediaTimeout,
-    /// The agent said goodbye and wants the call ended.
+    /// The agent spoke its goodbye and requests the end of the call.
     Hangup,
     /// The agent wants the call transferred here (a SIP URI or number).
     Transfer {
@@ -170,7 +170,7 @@ pub enum ConversationEnd {
 pub struct ConversationOutcome {
     /// Every turn, in order.
     pub turns: Vec<TurnRecord>,
-    /// Why it ended.
+    /// Reason it ended.
     pub end: ConversationEnd,
 }
 
