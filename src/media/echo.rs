@@ -12,11 +12,14 @@
 //!    with the envelope of the sent signal (normalised cross-correlation of mean-removed RMS
 //!    envelopes, averaged over about a second of reference activity).
 //! 3. The echo gain is the loudest received-to-sent energy ratio seen over the last
-//!    [`GAIN_WINDOW`] active blocks, so the prediction errs towards loud echo. Until the delay
-//!    is known, the ratio is taken against the loudest block sent at any lag, which is also
-//!    what the prediction uses then, so a line without echo is learned as such. When the delay
-//!    is found the measurement restarts from [`INITIAL_GAIN_DB`] against the blocks at that
-//!    delay.
+//!    [`GAIN_WINDOW`] active blocks, so the prediction errs towards loud echo. Two gains are
+//!    kept. One is measured against the loudest block sent at any lag and predicts the echo
+//!    from that same block, so it holds whether or not the delay is known. A line without
+//!    echo is learned as such within a second of AI speech. The other is measured against
+//!    the blocks at the estimated delay, restarts whenever the delay moves, and takes over
+//!    once it has [`MIN_GAIN_SAMPLES`] samples. A delay found (or moved) while the caller
+//!    talks over the AI therefore never brings back the assumed [`INITIAL_GAIN_DB`] on a line
+//!    already learned to be quiet.
 //! 4. A received frame counts as caller speech only if webrtc-vad classifies it as voice, its energy is
 //!    [`NOISE_MARGIN_DB`] above the tracked noise floor, and [`ECHO_MARGIN_DB`] above the
 //!    predicted echo.
@@ -83,11 +86,77 @@ pub struct EchoGate {
     in_variance: f32,
     corr_blocks: u32,
     delay_blocks: Option<usize>,
-    gain_db: f32,
-    gain_samples: [f32; GAIN_WINDOW],
-    gain_count: usize,
-    gain_next: usize,
+    /// Echo gain against the loudest block sent at any lag.
+    any_lag: EchoGain,
+    /// Echo gain against the blocks at the estimated delay.
+    at_delay: EchoGain,
     noise_floor: f32,
+}
+
+/// The echo gain measured against one way of choosing the source block.
+#[derive(Debug, Clone)]
+struct EchoGain {
+    gain_db: f32,
+    samples: [f32; GAIN_WINDOW],
+    count: usize,
+    next: usize,
+}
+
+impl EchoGain {
+    fn new() -> Self {
+        Self {
+            gain_db: INITIAL_GAIN_DB,
+            samples: [0.0; GAIN_WINDOW],
+            count: 0,
+            next: 0,
+        }
+    }
+
+    fn is_learned(&self) -> bool {
+        self.count >= MIN_GAIN_SAMPLES
+    }
+
+    /// Echo energy predicted from `source`, the reference energy that may be echoing.
+    fn predict(&self, source: f32) -> f32 {
+        from_db(self.gain_db) * source
+    }
+
+    /// Takes one frame that did not rise above this gain's prediction as echo of `source`.
+    fn update(&mut self, frame_energy: f32, source: f32) {
+        if source < REF_ACTIVE_ENERGY {
+            return;
+        }
+        let sample = to_db(frame_energy / source);
+        if sample > self.gain_db + ACCEPT_MARGIN_DB {
+            return;
+        }
+        self.samples[self.next] = sample;
+        self.next = (self.next + 1) % GAIN_WINDOW;
+        self.count = (self.count + 1).min(GAIN_WINDOW);
+        if self.count < MIN_GAIN_SAMPLES {
+            return;
+        }
+        let loudest = self.samples[..self.count]
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        self.gain_db = if loudest > self.gain_db {
+            (self.gain_db + GAIN_RISE_DB).min(loudest)
+        } else {
+            loudest
+        };
+    }
+
+    /// Median of the measured gains, once learned.
+    fn median_db(&self) -> Option<f32> {
+        if !self.is_learned() {
+            return None;
+        }
+        let mut samples = self.samples;
+        let measured = &mut samples[..self.count];
+        measured.sort_by(f32::total_cmp);
+        Some(measured[measured.len() / 2])
+    }
 }
 
 impl Default for EchoGate {
@@ -123,10 +192,8 @@ impl EchoGate {
             in_variance: 0.0,
             corr_blocks: 0,
             delay_blocks: None,
-            gain_db: INITIAL_GAIN_DB,
-            gain_samples: [0.0; GAIN_WINDOW],
-            gain_count: 0,
-            gain_next: 0,
+            any_lag: EchoGain::new(),
+            at_delay: EchoGain::new(),
             noise_floor: f32::INFINITY,
         }
     }
@@ -153,7 +220,8 @@ impl EchoGate {
     /// [`push_reference`](Self::push_reference) for the same tick.
     pub fn classify(&mut self, received: &Frame, vad_voice: bool) -> GateDecision {
         let mut frame_energy = 0.0;
-        let mut predicted = 0.0;
+        let mut any_source = 0.0;
+        let mut delay_source = 0.0;
         // The two blocks of this frame line up with the two newest reference blocks; the
         // older one is one block further back in the history.
         for block in 0..BLOCKS_PER_FRAME {
@@ -162,17 +230,33 @@ impl EchoGate {
             let age = BLOCKS_PER_FRAME - 1 - block;
             self.update_correlation(energy, age);
             frame_energy += energy;
-            predicted += self.predicted_echo(age);
+            any_source += self.source_energy(age, None);
+            delay_source += self.source_energy(age, self.delay_blocks);
         }
         frame_energy /= BLOCKS_PER_FRAME as f32;
-        predicted /= BLOCKS_PER_FRAME as f32;
+        any_source /= BLOCKS_PER_FRAME as f32;
+        delay_source /= BLOCKS_PER_FRAME as f32;
 
         let above_floor = frame_energy > self.noise_floor * from_db(NOISE_MARGIN_DB);
         self.update_noise_floor(frame_energy);
-        let above_echo = frame_energy > predicted * from_db(ECHO_MARGIN_DB);
-        if !above_echo {
-            self.update_gain(frame_energy, predicted);
+        let margin = from_db(ECHO_MARGIN_DB);
+        let predicted_any = self.any_lag.predict(any_source);
+        if frame_energy <= predicted_any * margin {
+            self.any_lag.update(frame_energy, any_source);
         }
+        let predicted = if self.delay_blocks.is_some() && self.at_delay.is_learned() {
+            let predicted_at_delay = self.at_delay.predict(delay_source);
+            if frame_energy <= predicted_at_delay * margin {
+                self.at_delay.update(frame_energy, delay_source);
+            }
+            predicted_at_delay
+        } else {
+            if self.delay_blocks.is_some() && frame_energy <= predicted_any * margin {
+                self.at_delay.update(frame_energy, delay_source);
+            }
+            predicted_any
+        };
+        let above_echo = frame_energy > predicted * margin;
 
         let candidate = vad_voice && above_floor;
         GateDecision {
@@ -189,18 +273,17 @@ impl EchoGate {
     /// Estimated echo return loss in dB (the median of the measured gains, negated), once
     /// the delay is known and enough echo has been measured.
     pub fn echo_return_loss_db(&self) -> Option<f32> {
-        if self.delay_blocks.is_none() || self.gain_count < MIN_GAIN_SAMPLES {
-            return None;
-        }
-        let mut samples = self.gain_samples;
-        let measured = &mut samples[..self.gain_count];
-        measured.sort_by(f32::total_cmp);
-        Some(-measured[measured.len() / 2])
+        self.delay_blocks?;
+        self.at_delay.median_db().map(|gain| -gain)
     }
 
-    /// Returns the echo gain the gate currently assumes, in dB.
+    /// Returns the echo gain the gate currently predicts with, in dB.
     pub fn assumed_gain_db(&self) -> f32 {
-        self.gain_db
+        if self.delay_blocks.is_some() && self.at_delay.is_learned() {
+            self.at_delay.gain_db
+        } else {
+            self.any_lag.gain_db
+        }
     }
 
     /// Index into the reference history of the block sent `lag` blocks before the block of
@@ -214,9 +297,10 @@ impl EchoGate {
         self.ref_energy.iter().any(|&e| e > REF_ACTIVE_ENERGY)
     }
 
-    /// Largest reference energy that can be echoing in the block of age `age`.
-    fn echo_source_energy(&self, age: usize) -> f32 {
-        let (first, last) = match self.delay_blocks {
+    /// Largest reference energy that can be echoing in the block of age `age`: at any lag, or
+    /// around `delay` blocks.
+    fn source_energy(&self, age: usize, delay: Option<usize>) -> f32 {
+        let (first, last) = match delay {
             Some(delay) => (
                 delay.saturating_sub(LAG_SPREAD),
                 (delay + LAG_SPREAD).min(MAX_LAG - age),
@@ -226,10 +310,6 @@ impl EchoGate {
         (first..=last)
             .map(|lag| self.ref_energy[self.ref_index(age, lag)])
             .fold(0.0, f32::max)
-    }
-
-    fn predicted_echo(&self, age: usize) -> f32 {
-        from_db(self.gain_db) * self.echo_source_energy(age)
     }
 
     fn update_correlation(&mut self, energy: f32, age: usize) {
@@ -261,44 +341,9 @@ impl EchoGate {
             self.delay_blocks = Some(best.1);
             if moved {
                 // Gains measured against another lag do not predict the echo at this one.
-                self.restart_gain();
+                self.at_delay = EchoGain::new();
             }
         }
-    }
-
-    fn restart_gain(&mut self) {
-        self.gain_db = INITIAL_GAIN_DB;
-        self.gain_count = 0;
-        self.gain_next = 0;
-    }
-
-    fn update_gain(&mut self, frame_energy: f32, predicted: f32) {
-        if predicted <= 0.0 {
-            return;
-        }
-        let source = predicted / from_db(self.gain_db);
-        if source < REF_ACTIVE_ENERGY {
-            return;
-        }
-        let sample = to_db(frame_energy / source);
-        if sample > self.gain_db + ACCEPT_MARGIN_DB {
-            return;
-        }
-        self.gain_samples[self.gain_next] = sample;
-        self.gain_next = (self.gain_next + 1) % GAIN_WINDOW;
-        self.gain_count = (self.gain_count + 1).min(GAIN_WINDOW);
-        if self.gain_count < MIN_GAIN_SAMPLES {
-            return;
-        }
-        let loudest = self.gain_samples[..self.gain_count]
-            .iter()
-            .copied()
-            .fold(f32::NEG_INFINITY, f32::max);
-        self.gain_db = if loudest > self.gain_db {
-            (self.gain_db + GAIN_RISE_DB).min(loudest)
-        } else {
-            loudest
-        };
     }
 
     fn update_noise_floor(&mut self, frame_energy: f32) {
@@ -430,6 +475,36 @@ mod tests {
         let (before, during, _) = run(240, 18.0, Some((4.0, 4000.0)));
         assert_eq!(before, 0);
         assert!(during > 20, "only {during} caller frames passed");
+    }
+
+    #[test]
+    fn talk_over_echo_free_line_passes() {
+        // Two seconds of AI speech over a silent line teach the gate that nothing echoes.
+        // The caller then talks over the AI. A delay estimate that the caller's own speech
+        // may produce must not bring back the assumed echo gain and hide the caller.
+        let mut gate = EchoGate::new();
+        let mut ai = Talker::new(7);
+        let mut person = Talker::new(11);
+        let silent = [0i16; FRAME_SAMPLES];
+        for _ in 0..100 {
+            let sent: Vec<f32> = (0..FRAME_SAMPLES).map(|_| ai.sample(8000.0)).collect();
+            gate.push_reference(Some(&frame_of(&sent)));
+            assert!(!gate.classify(&silent, false).near_end_speech);
+        }
+        let (mut audible, mut passed) = (0, 0);
+        for _ in 0..100 {
+            let sent: Vec<f32> = (0..FRAME_SAMPLES).map(|_| ai.sample(8000.0)).collect();
+            let received: Vec<f32> = (0..FRAME_SAMPLES).map(|_| person.sample(6000.0)).collect();
+            gate.push_reference(Some(&frame_of(&sent)));
+            let frame = frame_of(&received);
+            let decision = gate.classify(&frame, true);
+            if block_energy(&frame) > 0.0 {
+                audible += 1;
+                passed += usize::from(decision.near_end_speech);
+            }
+        }
+        assert!(audible > 30, "the caller said too little: {audible} frames");
+        assert_eq!(passed, audible, "caller frames hidden as echo");
     }
 
     #[test]
