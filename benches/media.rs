@@ -163,6 +163,9 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[index]
 }
 
+/// One-way delay of the caller's packets in the barge-in benchmark.
+const NETWORK_DELAY: Duration = Duration::from_millis(30);
+
 /// Barge-in timing on a virtual clock: the AI speaks, the caller interrupts at varying offsets.
 fn bench_barge_in(caller_speech: &[i16], trials: u64) {
     let peer: SocketAddr = PEER.parse().expect("address");
@@ -173,6 +176,11 @@ fn bench_barge_in(caller_speech: &[i16], trials: u64) {
     let mut decision_to_last = Vec::new();
     let mut onset_to_silence = Vec::new();
     let mut packets_after = Vec::new();
+    let mut packet_and_network = Vec::new();
+    let mut vad_onset_lag = Vec::new();
+    let mut hold_to_silence = Vec::new();
+    let mut onset_to_hold = Vec::new();
+    let mut onset_to_decision = Vec::new();
     let mut encoder = G711Encoder::new(G711Law::Mu);
     for trial in 0..trials {
         let start = Instant::now();
@@ -199,9 +207,10 @@ fn bench_barge_in(caller_speech: &[i16], trials: u64) {
         for (index, chunk) in audio.chunks(160).enumerate() {
             let mut payload = Vec::new();
             encoder.encode(chunk, &mut payload).expect("encode");
-            let sent = start + Duration::from_millis(20 * index as u64);
+            // A phone sends each packet once its 20 ms of audio have been captured.
+            let sent = start + Duration::from_millis(20 * (index as u64 + 1));
             in_flight.push((
-                sent + Duration::from_millis(30),
+                sent + NETWORK_DELAY,
                 rtp_packet(0, index as u16, 160 * index as u32, 9, &payload),
             ));
             for _ in 0..2 {
@@ -230,13 +239,15 @@ fn bench_barge_in(caller_speech: &[i16], trials: u64) {
                 now += Duration::from_millis(10);
             }
         }
-        let Some((decided_at, _)) = decision else {
+        let Some((decided_at, barge_in)) = decision else {
             println!("  trial {trial}: no barge-in");
             continue;
         };
+        // Playout stopped at the hold when there was one, else at the decision.
+        let stopped_at = barge_in.held.unwrap_or(decided_at);
         let after: Vec<_> = ai_packets
             .iter()
-            .filter(|(at, _)| *at >= decided_at)
+            .filter(|(at, _)| *at >= stopped_at)
             .collect();
         let last_speech = after
             .iter()
@@ -244,20 +255,47 @@ fn bench_barge_in(caller_speech: &[i16], trials: u64) {
             .map(|(at, _)| *at)
             .max();
         packets_after.push(after.iter().filter(|(_, speech)| *speech).count() as f64);
-        let last = last_speech.unwrap_or(decided_at);
-        decision_to_last.push(last.saturating_duration_since(decided_at).as_secs_f64() * 1e3);
+        let last = last_speech.unwrap_or(stopped_at);
+        decision_to_last.push(last.saturating_duration_since(stopped_at).as_secs_f64() * 1e3);
         let silent_from = after
             .iter()
             .find(|(_, speech)| !*speech)
-            .map_or(decided_at, |(at, _)| *at);
+            .map_or(stopped_at, |(at, _)| *at);
         onset_to_silence.push(silent_from.saturating_duration_since(onset).as_secs_f64() * 1e3);
+        // The packet that carries the onset leaves at the end of its 20 ms and arrives after
+        // the network delay.
+        let onset_packet = (lead + first_voiced) / 160;
+        let arrival = start + Duration::from_millis(20 * (onset_packet as u64 + 1)) + NETWORK_DELAY;
+        packet_and_network.push(arrival.saturating_duration_since(onset).as_secs_f64() * 1e3);
+        vad_onset_lag.push(
+            barge_in
+                .onset
+                .saturating_duration_since(arrival)
+                .as_secs_f64()
+                * 1e3,
+        );
+        hold_to_silence.push(
+            silent_from
+                .saturating_duration_since(stopped_at)
+                .as_secs_f64()
+                * 1e3,
+        );
+        if let Some(held) = barge_in.held {
+            onset_to_hold.push(held.saturating_duration_since(barge_in.onset).as_secs_f64() * 1e3);
+        }
+        onset_to_decision.push(
+            decided_at
+                .saturating_duration_since(barge_in.onset)
+                .as_secs_f64()
+                * 1e3,
+        );
     }
     println!(
-        "barge-in, PCMU, default settings (pause mode, 80 ms onset), 30 ms network delay, {} trials:",
+        "barge-in, PCMU, default settings (pause mode, 40 ms hold, 80 ms onset), 30 ms network delay, packets sent after capture, {} trials:",
         onset_to_silence.len()
     );
     println!(
-        "  VAD decision -> last AI packet: p50 {:.1} ms, max {:.1} ms; AI-bearing packets at or after the decision: max {:.0}",
+        "  playout stop (hold or decision) -> last AI packet: p50 {:.1} ms, max {:.1} ms; AI-bearing packets at or after the stop: max {:.0}",
         percentile(&mut decision_to_last.clone(), 0.5),
         percentile(&mut decision_to_last, 1.0),
         percentile(&mut packets_after, 1.0)
@@ -267,6 +305,21 @@ fn bench_barge_in(caller_speech: &[i16], trials: u64) {
         percentile(&mut onset_to_silence.clone(), 0.5),
         percentile(&mut onset_to_silence.clone(), 0.99),
         percentile(&mut onset_to_silence, 1.0)
+    );
+    println!(
+        "  of which (p50): packetisation and network {:.1} ms; jitter buffer and VAD lag to the first voiced frame {:.1} ms (max {:.1} ms); \
+         first voiced frame to hold {:.1} ms ({} of {} trials held); stop to first silent packet {:.1} ms",
+        percentile(&mut packet_and_network, 0.5),
+        percentile(&mut vad_onset_lag.clone(), 0.5),
+        percentile(&mut vad_onset_lag, 1.0),
+        percentile(&mut onset_to_hold.clone(), 0.5),
+        onset_to_hold.len(),
+        onset_to_decision.len(),
+        percentile(&mut hold_to_silence, 0.5),
+    );
+    println!(
+        "  first voiced frame to decision (onset window) p50 {:.1} ms",
+        percentile(&mut onset_to_decision, 0.5)
     );
 }
 

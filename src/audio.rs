@@ -58,8 +58,10 @@ pub enum DtmfSource {
 pub struct BargeIn {
     /// When the caller's speech began (first voiced frame of the confirmed run).
     pub onset: Instant,
-    /// When the speech was confirmed and playout stopped.
+    /// When the speech was confirmed as a barge-in. Playout stopped here, or at `held`.
     pub decision: Instant,
+    /// When playout was held for the speech before it was confirmed, if it was.
+    pub held: Option<Instant>,
     /// When the last packet carrying AI audio was sent.
     pub last_ai_packet: Option<Instant>,
     /// Segment that was playing, if any.

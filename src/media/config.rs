@@ -36,9 +36,17 @@ pub struct MediaConfig {
     /// What a barge-in does to playout: `pause` (the AI loop then sends resume or clear) or
     /// `clear` (queued AI audio is dropped at once).
     pub barge_in_mode: String,
+    /// Voiced caller audio after which AI playout holds while the speech is still being
+    /// confirmed, in milliseconds. Playout resumes where it stopped if the speech is not
+    /// confirmed. 0 turns the hold off, so playout stops only at the barge-in itself.
+    pub barge_in_hold_ms: u32,
     /// Caller audio frames (20 ms each) queued for the AI loop before the newest are dropped.
     pub event_queue_frames: usize,
 }
+
+/// Largest accepted `media.barge_in_hold_ms`. A hold is meant to be shorter than the onset
+/// window, and a longer one would leave gaps in the AI's speech on every cough.
+pub const MAX_BARGE_IN_HOLD_MS: u32 = 200;
 
 /// Values accepted in `media.barge_in_mode`.
 pub const BARGE_IN_MODES: [&str; 2] = ["pause", "clear"];
@@ -58,6 +66,7 @@ impl Default for MediaConfig {
             opus_bitrate: 24_000,
             barge_in: true,
             barge_in_mode: "pause".into(),
+            barge_in_hold_ms: 40,
             event_queue_frames: 100,
         }
     }
@@ -102,6 +111,15 @@ impl MediaConfig {
             return Err(ConfigError::key(
                 "media.speech_onset_ms",
                 "speech_onset_ms and speech_end_ms must be at least 1",
+            ));
+        }
+        if self.barge_in_hold_ms > MAX_BARGE_IN_HOLD_MS {
+            return Err(ConfigError::key(
+                "media.barge_in_hold_ms",
+                format!(
+                    "{} is too long; use 0 (off) to {MAX_BARGE_IN_HOLD_MS}",
+                    self.barge_in_hold_ms
+                ),
             ));
         }
         if self.opus_complexity > 10 {

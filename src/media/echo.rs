@@ -69,6 +69,8 @@ pub struct GateDecision {
     pub near_end_speech: bool,
     /// webrtc-vad voice and above the noise floor, but explained by echo.
     pub echo_suppressed: bool,
+    /// How far the frame's energy is above the tracked noise floor, in dB.
+    pub above_floor_db: f32,
 }
 
 /// Per-call echo and noise gate.
@@ -237,7 +239,8 @@ impl EchoGate {
         any_source /= BLOCKS_PER_FRAME as f32;
         delay_source /= BLOCKS_PER_FRAME as f32;
 
-        let above_floor = frame_energy > self.noise_floor * from_db(NOISE_MARGIN_DB);
+        let floor = self.noise_floor;
+        let above_floor = frame_energy > floor * from_db(NOISE_MARGIN_DB);
         self.update_noise_floor(frame_energy);
         let margin = from_db(ECHO_MARGIN_DB);
         let predicted_any = self.any_lag.predict(any_source);
@@ -262,6 +265,8 @@ impl EchoGate {
         GateDecision {
             near_end_speech: candidate && above_echo,
             echo_suppressed: candidate && !above_echo,
+            // The floor starts infinite and is at least 1.0 once a frame raised it.
+            above_floor_db: to_db(frame_energy / floor.max(1.0)),
         }
     }
 

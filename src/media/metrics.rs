@@ -39,13 +39,25 @@ pub static PACKETS_SENT: LazyLock<IntCounter> = LazyLock::new(|| {
 });
 
 /// Barge-in timing: `span="decision_to_last_packet"` from the VAD decision to the last AI
-/// packet sent (0 when no AI packet followed the decision) and `span="onset_to_decision"`.
+/// packet sent (0 when no AI packet followed the decision), `span="onset_to_decision"`, and
+/// `span="onset_to_hold"` for barge-ins whose playout was held before the decision.
 pub static BARGE_IN_CUT: LazyLock<HistogramVec> = LazyLock::new(|| {
     register_histogram_vec!(
         "voicegate_barge_in_cut_seconds",
-        "Barge-in timing: onset_to_decision and decision_to_last_packet",
+        "Barge-in timing: onset_to_hold, onset_to_decision and decision_to_last_packet",
         &["span"],
         vec![0.0, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5]
+    )
+    .expect("metric name is unique")
+});
+
+/// Playout holds for unconfirmed caller speech, by outcome: `confirmed` (a barge-in followed)
+/// or `released` (the speech was not confirmed and playout resumed).
+pub static BARGE_IN_HOLDS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "voicegate_barge_in_holds_total",
+        "Playout holds for unconfirmed caller speech, by outcome",
+        &["outcome"]
     )
     .expect("metric name is unique")
 });
@@ -104,8 +116,15 @@ pub fn register() {
     LazyLock::force(&ACTIVE_SESSIONS);
     LazyLock::force(&PACKETS_LOST);
     LazyLock::force(&PACKETS_SENT);
-    for span in ["onset_to_decision", "decision_to_last_packet"] {
+    for span in [
+        "onset_to_hold",
+        "onset_to_decision",
+        "decision_to_last_packet",
+    ] {
         BARGE_IN_CUT.with_label_values(&[span]);
+    }
+    for outcome in ["confirmed", "released"] {
+        BARGE_IN_HOLDS.with_label_values(&[outcome]);
     }
     for mode in ["pause", "clear"] {
         BARGE_INS.with_label_values(&[mode]);

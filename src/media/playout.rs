@@ -103,6 +103,7 @@ pub struct PlayoutQueue {
     items: VecDeque<Item>,
     storage: SampleStorage,
     paused: bool,
+    held_since: Option<Instant>,
     fenced: bool,
     last_speech: Option<Instant>,
     encoder: G711Encoder,
@@ -118,6 +119,7 @@ impl PlayoutQueue {
             items: VecDeque::new(),
             storage,
             paused: false,
+            held_since: None,
             fenced: false,
             last_speech: None,
             encoder: G711Encoder::new(G711Law::Mu),
@@ -143,11 +145,13 @@ impl PlayoutQueue {
             PlayoutCommand::Clear => {
                 self.fenced = false;
                 self.paused = false;
+                self.held_since = None;
                 self.clear();
             }
             PlayoutCommand::Resume => {
                 self.fenced = false;
                 self.paused = false;
+                self.held_since = None;
             }
             PlayoutCommand::Dtmf(digits) => self.queue_dtmf(&digits),
         }
@@ -164,6 +168,27 @@ impl PlayoutQueue {
     /// True while a barge-in in pause mode holds playout.
     pub fn is_paused(&self) -> bool {
         self.paused
+    }
+
+    /// True while playout waits for caller speech to be confirmed or dismissed.
+    pub fn is_held(&self) -> bool {
+        self.held_since.is_some()
+    }
+
+    /// Holds interruptible playout at `now` while caller speech is being confirmed, as a pause
+    /// does but without an event. Returns false when nothing interruptible is queued or
+    /// playout is already paused or held.
+    pub fn hold(&mut self, now: Instant) -> bool {
+        if !self.has_interruptible() || self.paused || self.held_since.is_some() {
+            return false;
+        }
+        self.held_since = Some(now);
+        true
+    }
+
+    /// Lets held playout go on from where it stopped; returns whether it was held.
+    pub fn release_hold(&mut self) -> bool {
+        self.held_since.take().is_some()
     }
 
     /// True while audio for interruptible segments is discarded after a barge-in.
@@ -211,8 +236,8 @@ impl PlayoutQueue {
     }
 
     /// Stops interruptible playout because the caller's speech, which began at `onset`, was
-    /// confirmed at `decision`. Returns what the AI loop needs to know, or `None` when no
-    /// interruptible AI audio was queued or playing.
+    /// confirmed at `decision`. A hold turns into the pause or clear. Returns what the AI loop
+    /// needs to know, or `None` when no interruptible AI audio was queued or playing.
     ///
     /// A segment that is not interruptible and already playing goes on to its end; the event
     /// then names no segment.
@@ -249,6 +274,7 @@ impl PlayoutQueue {
         Some(BargeIn {
             onset,
             decision,
+            held: self.held_since.take(),
             last_ai_packet: if protected_playing {
                 None
             } else {
@@ -276,7 +302,7 @@ impl PlayoutQueue {
             match self.items.front_mut() {
                 None => break,
                 Some(Item::Dtmf(digits)) => {
-                    if filled > 0 || self.paused {
+                    if filled > 0 || self.paused || self.held_since.is_some() {
                         break;
                     }
                     let digit = digits.pop_front();
@@ -289,9 +315,10 @@ impl PlayoutQueue {
                     }
                 }
                 Some(Item::Segment(segment)) => {
-                    // While paused only a protected segment already playing goes on.
+                    // While paused or held only a protected segment already playing goes on.
                     let protected_playing = segment.started && !segment.interruptible;
-                    if self.paused && !protected_playing {
+                    let stopped = self.paused || self.held_since.is_some();
+                    if stopped && !protected_playing {
                         break;
                     }
                     let wanted = (FRAME_SAMPLES - filled).min(segment.remaining());
@@ -583,6 +610,70 @@ mod tests {
             events[..],
             [MediaEvent::SegmentPlayed { samples: 960, .. }]
         ));
+    }
+
+    #[test]
+    fn hold_then_release_continues() {
+        let now = Instant::now();
+        let mut queue = PlayoutQueue::new(SampleStorage::Linear);
+        queue.apply(audio(1, 960, true));
+        tick(&mut queue, now);
+        assert!(queue.hold(now));
+        assert!(queue.is_held());
+        assert!(!queue.hold(now), "a second hold while held");
+        assert_eq!(tick(&mut queue, now).0, PlayoutFrame::Silence);
+        assert!(queue.release_hold());
+        assert!(!queue.release_hold());
+        assert_eq!(tick(&mut queue, now).0, PlayoutFrame::Speech);
+        assert_eq!(queue.queued_samples(), 320);
+    }
+
+    #[test]
+    fn hold_turns_into_barge_in() {
+        let now = Instant::now();
+        let mut queue = PlayoutQueue::new(SampleStorage::Linear);
+        queue.apply(audio(1, 3200, true));
+        tick(&mut queue, now);
+        let held_at = now + Duration::from_millis(20);
+        assert!(queue.hold(held_at));
+        tick(&mut queue, held_at);
+        let decision = now + Duration::from_millis(60);
+        let Some(cut) = queue.barge_in(now, decision, BargeInMode::Pause) else {
+            panic!("no barge-in")
+        };
+        assert_eq!(cut.held, Some(held_at));
+        assert_eq!(cut.played_samples, 320, "nothing played while held");
+        assert_eq!(cut.last_ai_packet, Some(now));
+        assert!(!queue.is_held());
+        assert!(queue.is_paused());
+        assert_eq!(tick(&mut queue, decision).0, PlayoutFrame::Silence);
+    }
+
+    #[test]
+    fn hold_needs_interruptible_audio() {
+        let now = Instant::now();
+        let mut queue = PlayoutQueue::new(SampleStorage::Linear);
+        assert!(!queue.hold(now));
+        queue.apply(audio(1, 640, false));
+        assert!(!queue.hold(now));
+        queue.apply(audio(2, 640, true));
+        assert_eq!(tick(&mut queue, now).0, PlayoutFrame::Speech);
+        assert!(queue.hold(now));
+        // The protected segment already playing goes on through the hold.
+        assert_eq!(tick(&mut queue, now).0, PlayoutFrame::Speech);
+    }
+
+    #[test]
+    fn clear_and_resume_end_hold() {
+        let now = Instant::now();
+        let mut queue = PlayoutQueue::new(SampleStorage::Linear);
+        queue.apply(audio(1, 640, true));
+        assert!(queue.hold(now));
+        queue.apply(PlayoutCommand::Resume);
+        assert!(!queue.is_held());
+        assert!(queue.hold(now));
+        queue.apply(PlayoutCommand::Clear);
+        assert!(!queue.is_held());
     }
 
     #[test]

@@ -85,6 +85,17 @@ impl SpeechTracker {
         if self.speaking { self.run_onset } else { None }
     }
 
+    /// Onset and voiced frames of the run in progress, confirmed as speech or not yet.
+    pub fn current_run(&self) -> Option<(Instant, u32)> {
+        let onset = self.run_onset?;
+        let voiced = if self.speaking {
+            self.voiced_since_onset
+        } else {
+            self.run_voiced
+        };
+        Some((onset, voiced))
+    }
+
     /// Feeds the decision for the frame that left the jitter buffer at `at`.
     pub fn push(&mut self, at: Instant, voiced: bool) -> Option<SpeechChange> {
         if self.speaking {
@@ -215,6 +226,26 @@ mod tests {
             )
         );
         assert!(!tracker.is_speaking());
+    }
+
+    #[test]
+    fn current_run_before_and_after_confirmation() {
+        let start = Instant::now();
+        let mut tracker = SpeechTracker::new(80, 100);
+        assert_eq!(tracker.current_run(), None);
+        feed(&mut tracker, start, ".vv");
+        let onset = start + Duration::from_millis(20);
+        assert_eq!(tracker.current_run(), Some((onset, 2)));
+        feed(&mut tracker, start, "vvv");
+        assert!(tracker.is_speaking());
+        assert_eq!(tracker.current_run(), Some((onset, 5)));
+    }
+
+    #[test]
+    fn current_run_ends_with_broken_run() {
+        let mut tracker = SpeechTracker::new(80, 100);
+        feed(&mut tracker, Instant::now(), "vv..");
+        assert_eq!(tracker.current_run(), None);
     }
 
     #[test]

@@ -12,6 +12,12 @@ use crate::media::playout::{BargeInMode, PlayoutQueue};
 use crate::media::speech::{SpeechChange, SpeechTracker, frames_for_ms};
 use crate::media::vad::VoiceDetector;
 
+/// Level over the noise floor that every frame of a hold needs, in dB. The first voiced
+/// frames of a caller at -22 dBFS on a -60 dBFS line are 30 dB and more over the floor, while
+/// the loudest frames of steady pink or brown noise at -30 dBFS stay within about 10 dB of it.
+/// Frames must also clear the predicted echo, as for any near-end speech.
+const HOLD_ABOVE_FLOOR_DB: f32 = 15.0;
+
 /// Barge-in behaviour of one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BargeInSettings {
@@ -26,6 +32,9 @@ pub struct BargeInSettings {
     /// Voiced audio needed before a clear-mode barge-in drops the queue, in milliseconds. In
     /// pause mode playout pauses at the onset and the AI loop applies this minimum itself.
     pub min_interruption_ms: u32,
+    /// Voiced audio after which interruptible playout holds until the speech is confirmed or
+    /// dismissed, in milliseconds; 0 turns the hold off.
+    pub hold_ms: u32,
     /// webrtc-vad aggressiveness, 0 to 3.
     pub vad_mode: u8,
 }
@@ -44,8 +53,14 @@ impl BargeInSettings {
             speech_onset_ms: media.speech_onset_ms,
             speech_end_ms: media.speech_end_ms,
             min_interruption_ms,
+            hold_ms: media.barge_in_hold_ms,
             vad_mode: media.vad_mode,
         }
+    }
+
+    /// Voiced frames after which playout holds, when the hold is on.
+    fn hold_frames(&self) -> Option<u32> {
+        (self.hold_ms > 0).then(|| frames_for_ms(self.hold_ms))
     }
 
     fn required_frames(&self) -> u32 {
@@ -72,6 +87,10 @@ pub struct TurnCounters {
     pub echo_suppressed_frames: u64,
     /// Barge-ins fired.
     pub barge_ins: u64,
+    /// Times playout was held for unconfirmed caller speech.
+    pub holds: u64,
+    /// Holds released because the caller's speech was not confirmed.
+    pub holds_released: u64,
 }
 
 /// Caller speech detection and barge-in decisions of one call. Not `Send`: it owns a
@@ -83,6 +102,8 @@ pub struct TurnDetector {
     gate: EchoGate,
     speech: SpeechTracker,
     barged_this_turn: bool,
+    /// Consecutive near-end speech frames at least [`HOLD_ABOVE_FLOOR_DB`] over the floor.
+    clear_frames: u32,
     counters: TurnCounters,
 }
 
@@ -95,6 +116,7 @@ impl TurnDetector {
             gate: EchoGate::new(),
             speech: SpeechTracker::new(settings.speech_onset_ms, settings.speech_end_ms),
             barged_this_turn: false,
+            clear_frames: 0,
             counters: TurnCounters::default(),
         }
     }
@@ -123,6 +145,11 @@ impl TurnDetector {
         let decision = self.gate.classify(frame, voiced);
         self.counters.voiced_frames += u64::from(voiced);
         self.counters.echo_suppressed_frames += u64::from(decision.echo_suppressed);
+        if decision.near_end_speech && decision.above_floor_db >= HOLD_ABOVE_FLOOR_DB {
+            self.clear_frames += 1;
+        } else {
+            self.clear_frames = 0;
+        }
 
         match self.speech.push(now, decision.near_end_speech) {
             Some(SpeechChange::Started { onset }) => {
@@ -144,10 +171,13 @@ impl TurnDetector {
         self.gate.push_reference(sent);
     }
 
-    /// Forgets speech in progress, for example while the call is on hold.
-    pub fn pause(&mut self) {
+    /// Forgets speech in progress, for example while the call is on hold, and lets playout
+    /// held for it go on.
+    pub fn pause(&mut self, playout: &mut PlayoutQueue) {
         self.speech.reset();
+        self.clear_frames = 0;
         self.barged_this_turn = false;
+        self.release_hold(playout);
     }
 
     /// True while confirmed caller speech is in progress.
@@ -170,6 +200,8 @@ impl TurnDetector {
         self.counters
     }
 
+    /// Holds playout on unconfirmed caller speech over interruptible AI audio, releases the
+    /// hold when that speech is dismissed, and fires the barge-in once it is confirmed.
     fn decide_barge_in(
         &mut self,
         now: Instant,
@@ -179,12 +211,47 @@ impl TurnDetector {
         if !self.settings.enabled || self.barged_this_turn {
             return;
         }
-        let Some(onset) = self.speech.onset() else {
+        let Some((onset, voiced)) = self.speech.current_run() else {
+            // A click or a breath: the run broke before it was confirmed as speech, or the
+            // speech ended before it was long enough to interrupt.
+            self.release_hold(playout);
             return;
         };
-        if self.speech.voiced_frames() < self.settings.required_frames() {
+        if self.speech.is_speaking() && voiced >= self.settings.required_frames() {
+            self.barge_in(onset, now, playout, events);
             return;
         }
+        // The hold stops the AI one onset window earlier than the barge-in could, and costs
+        // only a short gap in its speech when the caller's sound turns out not to be speech.
+        // Unlike the onset window it allows no gap and wants frames well over the noise
+        // floor, since it acts on less evidence.
+        let hold_due = self
+            .settings
+            .hold_frames()
+            .is_some_and(|frames| voiced >= frames && self.clear_frames >= frames);
+        if hold_due && playout.hold(now) {
+            self.counters.holds += 1;
+            tracing::debug!(?onset, "playout held for unconfirmed caller speech");
+        }
+    }
+
+    fn release_hold(&mut self, playout: &mut PlayoutQueue) {
+        if playout.release_hold() {
+            self.counters.holds_released += 1;
+            metrics::BARGE_IN_HOLDS
+                .with_label_values(&["released"])
+                .inc();
+            tracing::debug!("playout hold released; caller speech not confirmed");
+        }
+    }
+
+    fn barge_in(
+        &mut self,
+        onset: Instant,
+        now: Instant,
+        playout: &mut PlayoutQueue,
+        events: &mut Vec<MediaEvent>,
+    ) {
         let Some(barge_in) = playout.barge_in(onset, now, self.settings.mode) else {
             return;
         };
@@ -200,6 +267,14 @@ impl TurnDetector {
         metrics::BARGE_IN_CUT
             .with_label_values(&["onset_to_decision"])
             .observe(onset_to_decision);
+        if let Some(held) = barge_in.held {
+            metrics::BARGE_IN_HOLDS
+                .with_label_values(&["confirmed"])
+                .inc();
+            metrics::BARGE_IN_CUT
+                .with_label_values(&["onset_to_hold"])
+                .observe(held.saturating_duration_since(onset).as_secs_f64());
+        }
         // The cut happens before this tick's packet is built, so the last AI packet was sent
         // in an earlier tick and the span is zero unless a protected segment plays on.
         if let Some(last) = barge_in.last_ai_packet {
@@ -212,6 +287,7 @@ impl TurnDetector {
             segment = ?barge_in.segment,
             played = barge_in.played_samples,
             dropped = barge_in.dropped.len(),
+            held = barge_in.held.is_some(),
             mode,
             "barge-in"
         );
@@ -301,6 +377,102 @@ mod tests {
             "decided at frame {decided_at}"
         );
         assert!(queue.is_paused());
+    }
+
+    /// Feeds one frame per character (`v` a vowel, `.` silence) and returns, per frame,
+    /// whether playout was held and whether a barge-in fired.
+    fn run_pattern(
+        settings: BargeInSettings,
+        queue: &mut PlayoutQueue,
+        pattern: &str,
+    ) -> (Vec<(bool, bool)>, TurnDetector) {
+        let start = Instant::now();
+        let mut detector = TurnDetector::new(settings);
+        let mut frame_out = [0i16; FRAME_SAMPLES];
+        let mut states = Vec::new();
+        // Silence first, so that webrtc-vad has adapted to the quiet line.
+        let lead = ".".repeat(10);
+        for (index, c) in lead.chars().chain(pattern.chars()).enumerate() {
+            let now = start + Duration::from_millis(20 * index as u64);
+            let frame = if c == 'v' {
+                vowel(index, 6000.0)
+            } else {
+                [0; FRAME_SAMPLES]
+            };
+            let mut events = Vec::new();
+            detector.process(now, &frame, queue, &mut events);
+            let barged = events.iter().any(|e| matches!(e, MediaEvent::BargeIn(_)));
+            if index >= lead.len() {
+                states.push((queue.is_held(), barged));
+            }
+            queue.next_frame(now, &mut frame_out, &mut Vec::new());
+            detector.push_reference(None);
+        }
+        (states, detector)
+    }
+
+    #[test]
+    fn hold_comes_before_barge_in() {
+        let mut queue = queue_with_speech();
+        let (states, detector) = run_pattern(BargeInSettings::default(), &mut queue, "vvvvvv");
+        let held_at = states.iter().position(|(held, _)| *held);
+        let barged_at = states.iter().position(|(_, barged)| *barged);
+        // 40 ms hold: two voiced frames; 80 ms onset window: four.
+        assert_eq!(held_at, Some(1), "states {states:?}");
+        assert_eq!(barged_at, Some(3), "states {states:?}");
+        assert!(queue.is_paused());
+        assert!(!queue.is_held());
+        assert_eq!(detector.counters().holds_released, 0);
+    }
+
+    #[test]
+    fn click_releases_hold() {
+        let mut queue = queue_with_speech();
+        let (states, detector) = run_pattern(BargeInSettings::default(), &mut queue, "vv.........");
+        assert!(states.iter().any(|(held, _)| *held), "states {states:?}");
+        assert!(!states.iter().any(|(_, barged)| *barged));
+        assert!(!queue.is_held());
+        assert!(!queue.is_paused());
+        assert_eq!(detector.counters().holds, 1);
+        assert_eq!(detector.counters().holds_released, 1);
+        assert_eq!(detector.counters().barge_ins, 0);
+    }
+
+    #[test]
+    fn hold_off_waits_for_onset_window() {
+        let mut queue = queue_with_speech();
+        let settings = BargeInSettings {
+            hold_ms: 0,
+            ..BargeInSettings::default()
+        };
+        let (states, _) = run_pattern(settings, &mut queue, "vvvvvv");
+        assert!(!states.iter().any(|(held, _)| *held), "states {states:?}");
+        assert_eq!(states.iter().position(|(_, barged)| *barged), Some(3));
+    }
+
+    #[test]
+    fn clear_mode_holds_until_min_interruption() {
+        let mut queue = queue_with_speech();
+        let settings = BargeInSettings {
+            mode: BargeInMode::Clear,
+            ..BargeInSettings::default()
+        };
+        let (states, _) = run_pattern(settings, &mut queue, &"v".repeat(12));
+        let held_at = states.iter().position(|(held, _)| *held);
+        let barged_at = states.iter().position(|(_, barged)| *barged);
+        assert_eq!(held_at, Some(1));
+        // 200 ms of voiced audio is ten frames; held all along until then.
+        assert_eq!(barged_at, Some(9));
+        assert!(states[1..9].iter().all(|(held, _)| *held));
+        assert!(!queue.has_interruptible());
+    }
+
+    #[test]
+    fn no_hold_without_interruptible_audio() {
+        let mut queue = PlayoutQueue::new(SampleStorage::Linear);
+        let (states, detector) = run_pattern(BargeInSettings::default(), &mut queue, "vvvvvv");
+        assert!(!states.iter().any(|(held, barged)| *held || *barged));
+        assert_eq!(detector.counters().holds_released, 0);
     }
 
     #[test]

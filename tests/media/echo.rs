@@ -110,6 +110,18 @@ fn quiet_caller_barges_in_over_echo() {
     );
     assert!(barge_in.paused);
     assert_eq!(barge_in.segment, Some(voicegate::audio::SegmentId(2)));
+    // Speech 38 dB over the line noise and 12 dB over the echo is held before the decision,
+    // and nothing but the resampler's tail followed the hold.
+    let Some(held) = barge_in.held else {
+        panic!("no hold before the decision: {barge_in:?}");
+    };
+    assert!(held < *decided_at);
+    let after_hold = sim
+        .sent
+        .iter()
+        .filter(|p| p.at > held && p.has_audio())
+        .count();
+    assert_eq!(after_hold, 0, "AI audio more than one frame after the hold");
 
     let after: Vec<_> = sim.sent.iter().filter(|p| p.at >= *decided_at).collect();
     assert!(!after.is_empty());
@@ -150,9 +162,11 @@ fn echo_and_noise_set_has_no_false_barge_ins() {
                 sim.run_caller(&mut caller, &line_noise(Noise::Pink, -55.0, seconds, seed));
                 let starts = sim.speech_starts().len();
                 let barge_ins = sim.barge_ins().len();
-                if starts + barge_ins > 0 {
+                // A hold would leave a gap in the AI's speech even without a barge-in.
+                let holds = sim.core.stats().barge_in_holds;
+                if starts as u64 + barge_ins as u64 + holds > 0 {
                     failures.push(format!(
-                        "{voice} {delay} ms {attenuation} dB: {barge_ins} barge-ins, {starts} speech starts"
+                        "{voice} {delay} ms {attenuation} dB: {barge_ins} barge-ins, {starts} speech starts, {holds} holds"
                     ));
                 }
             }
@@ -182,9 +196,10 @@ fn steady_noise_never_barges_in() {
             );
             let starts = sim.speech_starts().len();
             let barge_ins = sim.barge_ins().len();
-            if starts + barge_ins > 0 {
+            let holds = sim.core.stats().barge_in_holds;
+            if starts as u64 + barge_ins as u64 + holds > 0 {
                 failures.push(format!(
-                    "{kind:?} at {level} dBFS: {barge_ins} barge-ins, {starts} speech starts"
+                    "{kind:?} at {level} dBFS: {barge_ins} barge-ins, {starts} speech starts, {holds} holds"
                 ));
             }
         }

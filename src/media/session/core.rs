@@ -258,7 +258,7 @@ impl SessionCore {
         self.turn.set_settings(params.barge_in);
         if params.on_hold() && !was_on_hold {
             tracing::debug!(direction = ?params.direction, "media on hold");
-            self.turn.pause();
+            self.turn.pause(&mut self.playout);
         }
         if was_on_hold && !params.on_hold() {
             tracing::debug!("media resumed");
@@ -387,6 +387,8 @@ impl SessionCore {
             send_errors: self.counters.send_errors,
             dtmf_received: self.counters.dtmf_presses,
             barge_ins: turn.barge_ins,
+            barge_in_holds: turn.holds,
+            barge_in_holds_released: turn.holds_released,
             echo_suppressed_frames: turn.echo_suppressed_frames,
             echo_return_loss_db: self.turn.echo_return_loss_db(),
             echo_delay_ms: self.turn.echo_delay_ms(),

@@ -33,6 +33,10 @@ pub struct MediaStats {
     pub dtmf_received: u64,
     /// Barge-ins fired.
     pub barge_ins: u64,
+    /// Times AI playout was held for unconfirmed caller speech, whatever followed.
+    pub barge_in_holds: u64,
+    /// Holds released because the caller's speech was not confirmed.
+    pub barge_in_holds_released: u64,
     /// Received voiced frames the echo gate attributed to our own audio.
     pub echo_suppressed_frames: u64,
     /// Echo return loss of the far end, in dB, once measured.
