@@ -23,6 +23,8 @@
 //! 4. A received frame counts as caller speech only if webrtc-vad classifies it as voice, its energy is
 //!    [`NOISE_MARGIN_DB`] above the tracked noise floor, and [`ECHO_MARGIN_DB`] above the
 //!    predicted echo.
+//! 5. From such a frame on, and for [`DOUBLE_TALK_HANGOVER_FRAMES`] after the last one, the
+//!    delay and gain estimates are frozen, because the caller's voice would pull them off.
 //!
 //! A cancelling filter (NLMS) over a 240 ms echo path would need thousands of taps per call at
 //! 16 kHz; the energy gate costs about a hundred multiply-adds per 10 ms block.
@@ -59,6 +61,9 @@ const MEAN_WEIGHT: f32 = 0.02;
 const MIN_CORRELATION: f32 = 0.3;
 /// Active blocks needed before a delay is trusted.
 const MIN_CORR_BLOCKS: u32 = 100;
+/// Frames after caller speech during which the delay and gain estimates stay as they are,
+/// because the caller's voice mixed into the echo would pull them off (double talk).
+const DOUBLE_TALK_HANGOVER_FRAMES: u32 = 25;
 /// The predicted echo covers this many blocks either side of the estimated delay.
 const LAG_SPREAD: usize = 2;
 
@@ -93,6 +98,8 @@ pub struct EchoGate {
     /// Echo gain against the blocks at the estimated delay.
     at_delay: EchoGain,
     noise_floor: f32,
+    /// Frames left in which caller speech may be mixed into the echo.
+    double_talk_frames: u32,
 }
 
 /// The echo gain measured against one way of choosing the source block.
@@ -197,6 +204,7 @@ impl EchoGate {
             any_lag: EchoGain::new(),
             at_delay: EchoGain::new(),
             noise_floor: f32::INFINITY,
+            double_talk_frames: 0,
         }
     }
 
@@ -221,6 +229,7 @@ impl EchoGate {
     /// noise floor, delay and gain estimates. Call once per tick, after
     /// [`push_reference`](Self::push_reference) for the same tick.
     pub fn classify(&mut self, received: &Frame, vad_voice: bool) -> GateDecision {
+        let learn = self.double_talk_frames == 0;
         let mut frame_energy = 0.0;
         let mut any_source = 0.0;
         let mut delay_source = 0.0;
@@ -230,7 +239,7 @@ impl EchoGate {
             let energy =
                 block_energy(&received[block * BLOCK_SAMPLES..(block + 1) * BLOCK_SAMPLES]);
             let age = BLOCKS_PER_FRAME - 1 - block;
-            self.update_correlation(energy, age);
+            self.update_correlation(energy, age, learn);
             frame_energy += energy;
             any_source += self.source_energy(age, None);
             delay_source += self.source_energy(age, self.delay_blocks);
@@ -244,22 +253,31 @@ impl EchoGate {
         self.update_noise_floor(frame_energy);
         let margin = from_db(ECHO_MARGIN_DB);
         let predicted_any = self.any_lag.predict(any_source);
-        if frame_energy <= predicted_any * margin {
+        if learn && frame_energy <= predicted_any * margin {
             self.any_lag.update(frame_energy, any_source);
         }
         let predicted = if self.delay_blocks.is_some() && self.at_delay.is_learned() {
             let predicted_at_delay = self.at_delay.predict(delay_source);
-            if frame_energy <= predicted_at_delay * margin {
+            if learn && frame_energy <= predicted_at_delay * margin {
                 self.at_delay.update(frame_energy, delay_source);
             }
             predicted_at_delay
         } else {
-            if self.delay_blocks.is_some() && frame_energy <= predicted_any * margin {
+            if learn && self.delay_blocks.is_some() && frame_energy <= predicted_any * margin {
                 self.at_delay.update(frame_energy, delay_source);
             }
             predicted_any
         };
         let above_echo = frame_energy > predicted * margin;
+        let near_end_speech = vad_voice && above_floor && above_echo;
+        // The quieter frames of the caller's speech fall under the prediction and would be
+        // taken as loud echo, which hides more of the caller, and so on. Once the gate has
+        // learned the line, it stops learning while the caller talks.
+        if near_end_speech && self.any_lag.is_learned() {
+            self.double_talk_frames = DOUBLE_TALK_HANGOVER_FRAMES;
+        } else {
+            self.double_talk_frames = self.double_talk_frames.saturating_sub(1);
+        }
 
         let candidate = vad_voice && above_floor;
         GateDecision {
@@ -317,10 +335,10 @@ impl EchoGate {
             .fold(0.0, f32::max)
     }
 
-    fn update_correlation(&mut self, energy: f32, age: usize) {
+    fn update_correlation(&mut self, energy: f32, age: usize, learn: bool) {
         let rms = energy.sqrt();
         self.in_mean += MEAN_WEIGHT * (rms - self.in_mean);
-        if !self.reference_active() {
+        if !learn || !self.reference_active() {
             return;
         }
         let received = rms - self.in_mean;
@@ -452,6 +470,37 @@ mod tests {
             }
         }
         (before, during, gate)
+    }
+
+    #[test]
+    fn double_talk_keeps_estimates() {
+        // The caller talks over the AI from 1.5 s, before the gate could learn much, at the
+        // AI's level and 4 dB below it. Its speech must neither raise the echo gain nor move
+        // the delay, and must pass nearly whole.
+        for (delay, attenuation, level) in [
+            (150, 12.0, 8000.0),
+            (150, 12.0, 5000.0),
+            (100, 12.0, 5000.0),
+            (50, 6.0, 8000.0),
+            (200, 20.0, 5000.0),
+            (150, 30.0, 8000.0),
+        ] {
+            let case = format!("delay {delay} ms, echo -{attenuation} dB, caller {level}");
+            let (before, during, gate) = run(delay, attenuation, Some((1.5, level)));
+            assert_eq!(before, 0, "{case}");
+            let gain = gate.assumed_gain_db();
+            assert!(
+                (gain + attenuation).abs() <= 3.0,
+                "{case}: gain {gain:.1} dB"
+            );
+            let estimated = gate.delay_ms().unwrap_or(0);
+            assert!(
+                estimated.abs_diff(delay as u32) <= 20,
+                "{case}: estimated delay {estimated} ms"
+            );
+            // Of the 325 frames from 1.5 s to 8 s, about 230 carry the caller's syllables.
+            assert!(during >= 170, "{case}: only {during} caller frames passed");
+        }
     }
 
     #[test]
