@@ -17,13 +17,13 @@
 //!    from that same block, so it holds whether or not the delay is known. A line without
 //!    echo is learned as such within a second of AI speech. The other is measured against
 //!    the blocks at the estimated delay, restarts whenever the delay moves, and takes over
-//!    once it has [`MIN_GAIN_SAMPLES`] samples. A delay found (or moved) while the caller
+//!    once it has 32 samples. A delay found (or moved) while the caller
 //!    talks over the AI therefore never brings back the assumed [`INITIAL_GAIN_DB`] on a line
 //!    already learned to be quiet.
 //! 4. A received frame counts as caller speech only if webrtc-vad classifies it as voice, its energy is
 //!    [`NOISE_MARGIN_DB`] above the tracked noise floor, and [`ECHO_MARGIN_DB`] above the
 //!    predicted echo.
-//! 5. From such a frame on, and for [`DOUBLE_TALK_HANGOVER_FRAMES`] after the last one, the
+//! 5. From such a frame on, and for 500 ms after the last one, the
 //!    delay and gain estimates are frozen, because the caller's voice would pull them off.
 //!
 //! A cancelling filter (NLMS) over a 240 ms echo path would need thousands of taps per call at
