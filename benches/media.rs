@@ -82,6 +82,7 @@ fn params(codec: CodecName, peer: SocketAddr) -> StreamParams {
         strict_source: true,
         record: None,
         barge_in: BargeInSettings::from_config(&MediaConfig::default(), 200),
+        simulated_echo: None,
     }
 }
 

@@ -13,6 +13,8 @@ use std::time::Duration;
 use e2e::support::{self, SERIAL, Server, mentions};
 
 const QUESTION: &str = "What are your opening hours on Saturday?";
+/// The default tenant's greeting.
+const GREETING: &str = "Hello, thank you for calling Corner Bakery. How can I help you?";
 /// Words of the scripted agent's answer to the hours question.
 const HOURS_ANSWER: &[&str] = &["monday", "friday", "seven", "eight", "closed", "sunday"];
 
@@ -20,6 +22,17 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Returns `voicegate_barge_ins_total` summed over its `mode` labels.
+fn barge_ins(server: &Server) -> f64 {
+    let (status, metrics) = support::http_get(server.http, "/metrics", None).expect("GET /metrics");
+    assert_eq!(status, 200, "{metrics}");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("voicegate_barge_ins_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn mu_law(dir: &Path, wav: &Path) -> std::path::PathBuf {
@@ -347,4 +360,94 @@ fn health_metrics_and_graceful_drain() {
     let log = server.log();
     assert!(log.contains("call ended"), "{log}");
     assert!(log.contains("voicegate stopped"), "{log}");
+}
+
+#[test]
+fn caller_echo_never_barges_in() {
+    let _serial = serial();
+    let server = Server::start(38_000, &[]);
+    let key = server.tenant_key();
+    let work = tempfile::tempdir().unwrap();
+
+    // The caller only echoes the server's audio back and hangs up after the greeting.
+    for echo in ["-6:50", "-12:150", "-20:200"] {
+        let heard = work.path().join(format!("heard{echo}.wav"));
+        let before = barge_ins(&server);
+        let report = support::voicegate_call(&[
+            &server.uri("+15550100"),
+            "--echo",
+            echo,
+            "--record",
+            heard.to_str().unwrap(),
+        ]);
+        assert_eq!(report["answered"], true, "--echo {echo}: {report}");
+        assert!(report["error"].is_null(), "--echo {echo}: {report}");
+        let call = server.call_detail(&key, report["call_id"].as_str().unwrap());
+        assert_eq!(
+            barge_ins(&server) - before,
+            0.0,
+            "--echo {echo}: the server barged in on its own echo: {call}\n{}",
+            server.log()
+        );
+
+        let turns = call["turns"].as_array().expect("turns");
+        let agent: Vec<_> = turns
+            .iter()
+            .filter(|turn| turn["role"] == "agent")
+            .collect();
+        let greeting = agent
+            .first()
+            .unwrap_or_else(|| panic!("--echo {echo}: no agent turn: {call}"));
+        assert_eq!(greeting["text"], GREETING, "--echo {echo}: {call}");
+        for turn in &agent {
+            assert_eq!(turn["interrupted"], false, "--echo {echo}: {call}");
+        }
+        assert!(
+            turns.iter().all(|turn| turn["role"] != "caller"),
+            "--echo {echo}: the server took its own echo for the caller: {call}"
+        );
+
+        let text = support::transcribe(&heard);
+        assert!(
+            mentions(&text, &["thank you for calling", "bakery"]),
+            "--echo {echo}: heard {text}"
+        );
+        assert!(
+            mentions(&text, &["help you"]),
+            "--echo {echo}: heard {text}"
+        );
+    }
+
+    // Real speech over the echo still interrupts the greeting.
+    let wav = support::question(work.path(), QUESTION);
+    let before = barge_ins(&server);
+    let report = support::voicegate_call(&[
+        &server.uri("+15550100"),
+        "--echo",
+        "-12:150",
+        "--play",
+        wav.to_str().unwrap(),
+        "--barge-in-at",
+        "1.5",
+    ]);
+    assert_eq!(report["answered"], true, "{report}");
+    assert!(
+        report["barge_in"].is_object(),
+        "no barge-in heard by the caller: {report}\n{}",
+        server.log()
+    );
+    let call = server.call_detail(&key, report["call_id"].as_str().unwrap());
+    let barged = barge_ins(&server) - before;
+    assert!(
+        barged >= 1.0,
+        "no barge-in counted: {call}\n{}",
+        server.log()
+    );
+    let turns = call["turns"].as_array().expect("turns");
+    let greeting = turns
+        .iter()
+        .find(|turn| turn["role"] == "agent")
+        .unwrap_or_else(|| panic!("no agent turn: {call}"));
+    assert_eq!(greeting["interrupted"], true, "{call}");
+    println!("barge-ins with echo and speech: {barged}");
 }

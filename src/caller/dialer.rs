@@ -13,7 +13,7 @@ use super::report::CallReport;
 use super::script::ScriptSettings;
 use super::target::Target;
 use crate::media::engine::MediaEngine;
-use crate::media::session::StreamParams;
+use crate::media::session::{SimulatedEcho, StreamParams};
 use crate::media::turn::BargeInSettings;
 use crate::media::{MediaConfig, MediaError};
 use crate::rtp::RtpConfig;
@@ -47,6 +47,8 @@ pub struct CallSettings {
     pub record: Option<PathBuf>,
     /// When to play and hang up.
     pub script: ScriptSettings,
+    /// Echo of what the caller hears, attenuated, delayed and mixed into what it plays.
+    pub echo: Option<SimulatedEcho>,
 }
 
 /// Failure to start a [`Dialer`].
@@ -183,7 +185,10 @@ impl Dialer {
         };
         // NOTE: a peer that loops our own packets back (SIPp -rtp_echo) is treated by the RTP
         // session as an SSRC collision on every packet, so nothing from it is heard.
-        let params = StreamParams::from_negotiated(&active.negotiated, false, barge_in);
+        let params = StreamParams {
+            simulated_echo: settings.echo,
+            ..StreamParams::from_negotiated(&active.negotiated, false, barge_in)
+        };
         report.codec = params.codec.name.encoding_name().to_string();
         let session = match self.media.start_session(port, params) {
             Ok(session) => session,

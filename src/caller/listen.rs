@@ -87,7 +87,10 @@ pub async fn run(mut call: Listening, settings: &CallSettings, report: &mut Call
                     break;
                 }
                 Some(CallEvent::MediaChanged(negotiated)) => {
-                    let params = StreamParams::from_negotiated(&negotiated, false, call.barge_in);
+                    let params = StreamParams {
+                        simulated_echo: settings.echo,
+                        ..StreamParams::from_negotiated(&negotiated, false, call.barge_in)
+                    };
                     if let Err(error) = call.session.update(params) {
                         tracing::warn!(%error, call_id = %call.call.call_id, "test caller could not apply a media change");
                     }

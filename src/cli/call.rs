@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::CliError;
+use crate::caller::echo::parse_echo;
 use crate::caller::{
     CallReport, CallSettings, Dialer, LoadSettings, LoadSummary, Progress, ScriptSettings, Target,
 };
@@ -83,6 +84,12 @@ pub struct CallerArgs {
     /// Seconds to wait for a reply after the play ends before hanging up.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub reply_timeout: f64,
+
+    /// Send what the caller hears back as echo: GAIN_DB is its gain in dB (-40 to 0) and
+    /// DELAY_MS its delay in milliseconds (0 to 500), for example -12:150. The echo is added to
+    /// the --play audio.
+    #[arg(long, value_name = "GAIN_DB:DELAY_MS", allow_hyphen_values = true)]
+    pub echo: Option<String>,
 
     /// Print one JSON object instead of a summary.
     #[arg(long)]
@@ -257,6 +264,12 @@ fn call_settings(args: &CallerArgs) -> Result<CallSettings, CliError> {
         Some(path) => Some(Arc::new(read_wav(path)?)),
         None => None,
     };
+    let echo = match &args.echo {
+        Some(text) => {
+            Some(parse_echo(text).map_err(|error| usage("--echo", text, &error.to_string()))?)
+        }
+        None => None,
+    };
     let script = ScriptSettings {
         play: play.is_some(),
         greeting_timeout_ms: seconds_ms("--greeting-timeout", args.greeting_timeout, true)?,
@@ -270,6 +283,7 @@ fn call_settings(args: &CallerArgs) -> Result<CallSettings, CliError> {
         play,
         record: None,
         script,
+        echo,
     })
 }
 

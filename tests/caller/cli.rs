@@ -185,6 +185,18 @@ fn invalid_options_exit_2() {
             "does not exist",
         ),
         (&["call", "127.0.0.1:15399", "--barge-in-at", "1"], "--play"),
+        (
+            &["call", "127.0.0.1:15399", "--echo", "-50:100"],
+            "invalid --echo `-50:100`: gain `-50` is not a number from -40 to 0 dB",
+        ),
+        (
+            &["call", "127.0.0.1:15399", "--echo", "-12:900"],
+            "delay `900` is not a whole number of milliseconds from 0 to 500",
+        ),
+        (
+            &["loadtest", "127.0.0.1:15399", "--echo", "12"],
+            "invalid --echo `12`: give GAIN_DB:DELAY_MS",
+        ),
         (&["loadtest", "127.0.0.1:15399", "--calls", "0"], "--calls"),
         (&["loadtest", "127.0.0.1:15399", "--rate", "0"], "--rate"),
         (

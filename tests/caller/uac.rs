@@ -179,6 +179,7 @@ async fn barge_in_cut_heard_by_caller() {
         codec: CodecName::Pcmu,
         play: Some(Arc::new(question)),
         record: None,
+        echo: None,
         script: ScriptSettings {
             play: true,
             barge_in_at_ms: Some(800.0),
@@ -226,6 +227,7 @@ async fn wideband_codecs_carry_audio() {
             codec,
             play: None,
             record: None,
+            echo: None,
             script: ScriptSettings {
                 hangup_after_ms: Some(1_500.0),
                 ..ScriptSettings::default()

@@ -49,6 +49,7 @@ pub fn pcmu_params(mode: BargeInMode) -> StreamParams {
             mode,
             ..BargeInSettings::from_config(&MediaConfig::default(), 200)
         },
+        simulated_echo: None,
     }
 }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::outbound::{Outbound, Route};
 use super::params::StreamParams;
+use super::simulated_echo::{EchoDelayLine, mix_echo};
 use super::stats::MediaStats;
 use super::tone::DtmfTone;
 use super::transmit::{Channel, Transmit, TransmitQueue};
@@ -128,6 +129,7 @@ pub struct SessionCore {
     caller_pcm: Vec<i16>,
     ai_frame: Frame,
     tone: Option<DtmfTone>,
+    echo: Option<EchoDelayLine>,
     recorder: Option<Recorder>,
     events: VecDeque<MediaEvent>,
     scratch_events: Vec<MediaEvent>,
@@ -189,6 +191,7 @@ impl SessionCore {
             caller_pcm: Vec::with_capacity(FRAME_SAMPLES * 8),
             ai_frame: [0; FRAME_SAMPLES],
             tone: None,
+            echo: params.simulated_echo.map(EchoDelayLine::new),
             recorder,
             events: VecDeque::new(),
             scratch_events: Vec::new(),
@@ -255,6 +258,9 @@ impl SessionCore {
             );
         }
 
+        if params.simulated_echo != self.params.simulated_echo {
+            self.echo = params.simulated_echo.map(EchoDelayLine::new);
+        }
         self.turn.set_settings(params.barge_in);
         if params.on_hold() && !was_on_hold {
             tracing::debug!(direction = ?params.direction, "media on hold");
@@ -522,8 +528,16 @@ impl SessionCore {
             events.push(MediaEvent::Audio(Box::new(*frame)));
         }
 
+        // The echo line advances on hold too, so its delay stays true to wall time.
+        let echo = self
+            .echo
+            .as_mut()
+            .map(|line| *line.next_echo(caller.as_ref()));
         let sent = if self.destination().is_some() {
-            let speech = self.read_ai_frame(at, &mut events);
+            let mut speech = self.read_ai_frame(at, &mut events);
+            if let Some(echo) = &echo {
+                speech |= mix_echo(&mut self.ai_frame, echo);
+            }
             let frame = self.ai_frame;
             self.outbound.push_frame(&frame, speech);
             self.turn.push_reference(speech.then_some(&frame));
@@ -693,6 +707,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::media::session::SimulatedEcho;
     use crate::rtp::PayloadRole;
     use crate::sip::sdp::{Direction, NegotiatedCodec, NegotiatedDtmf};
 
@@ -718,7 +733,71 @@ mod tests {
             strict_source: true,
             record: None,
             barge_in: crate::media::turn::BargeInSettings::default(),
+            simulated_echo: None,
         }
+    }
+
+    fn config() -> SessionConfig {
+        SessionConfig {
+            rtp: Arc::new(RtpConfig::default()),
+            media: Arc::new(MediaConfig::default()),
+        }
+    }
+
+    fn rms(pcm: &[i16]) -> f64 {
+        let energy: f64 = pcm.iter().map(|&s| f64::from(s).powi(2)).sum();
+        (energy / pcm.len() as f64).sqrt()
+    }
+
+    /// Runs `ticks` frames in which the peer sends a 500 Hz tone, and returns the RMS of each
+    /// frame heard and of each RTP payload sent, by frame index.
+    fn run_tone_call(core: &mut SessionCore, start: Instant, ticks: u32) -> (Vec<f64>, Vec<f64>) {
+        use crate::media::codec::{AudioDecoder, AudioEncoder, G711Decoder, G711Encoder, G711Law};
+        use crate::rtp::{RtpHeader, SeqNo, Ssrc};
+
+        let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let mut encoder = G711Encoder::new(G711Law::A);
+        let mut decoder = G711Decoder::new(G711Law::A);
+        let mut heard = vec![0.0; ticks as usize];
+        let mut sent = vec![0.0; ticks as usize];
+        for tick in 0..ticks {
+            let now = start + FRAME * tick;
+            let tone: Vec<i16> = (0..160)
+                .map(|i| {
+                    let t = f64::from(tick * 160 + i) / 8_000.0;
+                    (8_000.0 * (2.0 * std::f64::consts::PI * 500.0 * t).sin()) as i16
+                })
+                .collect();
+            let mut payload = Vec::new();
+            encoder.encode(&tone, &mut payload).unwrap();
+            let header = RtpHeader {
+                marker: tick == 0,
+                pt: Pt(8),
+                seq: SeqNo(tick as u16),
+                timestamp: tick * 160,
+                ssrc: Ssrc(0x1234),
+            };
+            let mut packet = vec![0; 12 + payload.len()];
+            let len = header.write(&payload, &mut packet).unwrap();
+            core.handle_datagram(now, peer, &packet[..len], Channel::Rtp);
+            core.tick(now);
+            while let Some(event) = core.poll_event() {
+                if let MediaEvent::Audio(frame) = event {
+                    heard[tick as usize] = rms(&frame[..]);
+                }
+            }
+            for transmit in core.transmits().filter(|t| t.channel == Channel::Rtp) {
+                let mut pcm = Vec::new();
+                decoder.decode(&transmit.bytes[12..], &mut pcm).unwrap();
+                sent[tick as usize] = rms(&pcm);
+            }
+            core.clear_transmits();
+        }
+        (heard, sent)
+    }
+
+    fn first_audible(rms: &[f64]) -> Option<usize> {
+        rms.iter().position(|&level| level > 100.0)
     }
 
     #[test]
@@ -746,11 +825,7 @@ mod tests {
     #[test]
     fn silence_flows_before_any_caller_audio() {
         let start = Instant::now();
-        let config = SessionConfig {
-            rtp: Arc::new(RtpConfig::default()),
-            media: Arc::new(MediaConfig::default()),
-        };
-        let mut core = SessionCore::new(start, params(), config, 3).unwrap();
+        let mut core = SessionCore::new(start, params(), config(), 3).unwrap();
         let mut sent = 0;
         for tick in 0..10u64 {
             core.tick(start + FRAME * tick as u32);
@@ -763,5 +838,46 @@ mod tests {
         assert_eq!(sent, 10, "one packet per frame while the AI is silent");
         assert!(core.poll_event().is_none(), "no caller audio, no events");
         assert_eq!(core.poll_timeout(), start + FRAME * 10);
+    }
+
+    #[test]
+    fn simulated_echo_sends_heard_audio_back() {
+        let start = Instant::now();
+        let echo = SimulatedEcho {
+            gain_db: -6.0,
+            delay_ms: 100,
+        };
+        let stream = StreamParams {
+            simulated_echo: Some(echo),
+            ..params()
+        };
+        let mut core = SessionCore::new(start, stream, config(), 3).unwrap();
+        let (heard, sent) = run_tone_call(&mut core, start, 40);
+
+        let heard_at = first_audible(&heard).expect("the tone was never heard");
+        let sent_at = first_audible(&sent).expect("no echo was sent");
+        assert_eq!(sent_at - heard_at, 5, "100 ms is 5 frames: {sent:?}");
+        let (tail_heard, tail_sent) = (heard[30], sent[35]);
+        let gain_db = 20.0 * (tail_sent / tail_heard).log10();
+        assert!((gain_db + 6.0).abs() < 1.0, "echo gain {gain_db:.2} dB");
+        assert!(core.stats().sent_speech > 0, "echo counts as audio sent");
+    }
+
+    #[test]
+    fn update_without_simulated_echo_stops_it() {
+        let start = Instant::now();
+        let echo = SimulatedEcho {
+            gain_db: 0.0,
+            delay_ms: 0,
+        };
+        let stream = StreamParams {
+            simulated_echo: Some(echo),
+            ..params()
+        };
+        let mut core = SessionCore::new(start, stream, config(), 3).unwrap();
+        core.update(start, params());
+        let (heard, sent) = run_tone_call(&mut core, start, 20);
+        assert!(first_audible(&heard).is_some(), "the tone was never heard");
+        assert_eq!(first_audible(&sent), None, "echo sent after it was removed");
     }
 }

@@ -4,6 +4,7 @@
 mod core;
 mod outbound;
 mod params;
+mod simulated_echo;
 mod stats;
 mod tone;
 mod transmit;
@@ -11,5 +12,6 @@ mod transmit;
 pub use core::{FRAME, SessionConfig, SessionCore, SessionParts};
 pub use outbound::{DTMF_GAP, DTMF_TONE, OutboundCounters, Route};
 pub use params::StreamParams;
+pub use simulated_echo::{EchoDelayLine, SimulatedEcho, mix_echo};
 pub use stats::MediaStats;
 pub use transmit::{Channel, Transmit, TransmitQueue};

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::simulated_echo::SimulatedEcho;
 use crate::media::turn::BargeInSettings;
 use crate::sip::sdp::{Direction, NegotiatedCodec, NegotiatedDtmf, NegotiatedMedia};
 
@@ -32,6 +33,8 @@ pub struct StreamParams {
     pub record: Option<PathBuf>,
     /// Barge-in behaviour.
     pub barge_in: BargeInSettings,
+    /// Echo of the audio we hear, mixed into what we send. Only the test caller sets it.
+    pub simulated_echo: Option<SimulatedEcho>,
 }
 
 impl StreamParams {
@@ -53,6 +56,7 @@ impl StreamParams {
             strict_source,
             record: None,
             barge_in,
+            simulated_echo: None,
         }
     }
 
@@ -122,6 +126,7 @@ mod tests {
             strict_source: true,
             record: None,
             barge_in: BargeInSettings::default(),
+            simulated_echo: None,
         }
     }
 
