@@ -418,36 +418,46 @@ fn caller_echo_never_barges_in() {
         );
     }
 
-    // Real speech over the echo still interrupts the greeting.
+    // Real speech over the echo still interrupts the greeting, and once the caller has
+    // talked over the AI, the echo of the reply must not interrupt the reply.
     let wav = support::question(work.path(), QUESTION);
-    let before = barge_ins(&server);
-    let report = support::voicegate_call(&[
-        &server.uri("+15550100"),
-        "--echo",
-        "-12:150",
-        "--play",
-        wav.to_str().unwrap(),
-        "--barge-in-at",
-        "1.5",
-    ]);
-    assert_eq!(report["answered"], true, "{report}");
-    assert!(
-        report["barge_in"].is_object(),
-        "no barge-in heard by the caller: {report}\n{}",
-        server.log()
-    );
-    let call = server.call_detail(&key, report["call_id"].as_str().unwrap());
-    let barged = barge_ins(&server) - before;
-    assert!(
-        barged >= 1.0,
-        "no barge-in counted: {call}\n{}",
-        server.log()
-    );
-    let turns = call["turns"].as_array().expect("turns");
-    let greeting = turns
-        .iter()
-        .find(|turn| turn["role"] == "agent")
-        .unwrap_or_else(|| panic!("no agent turn: {call}"));
-    assert_eq!(greeting["interrupted"], true, "{call}");
-    println!("barge-ins with echo and speech: {barged}");
+    for echo in ["-12:150", "-30:150"] {
+        let before = barge_ins(&server);
+        let report = support::voicegate_call(&[
+            &server.uri("+15550100"),
+            "--echo",
+            echo,
+            "--play",
+            wav.to_str().unwrap(),
+            "--barge-in-at",
+            "1.5",
+        ]);
+        assert_eq!(report["answered"], true, "--echo {echo}: {report}");
+        assert!(
+            report["barge_in"].is_object(),
+            "--echo {echo}: no barge-in heard by the caller: {report}\n{}",
+            server.log()
+        );
+        let call = server.call_detail(&key, report["call_id"].as_str().unwrap());
+        let barged = barge_ins(&server) - before;
+        assert_eq!(
+            barged,
+            1.0,
+            "--echo {echo}: one barge-in expected: {call}\n{}",
+            server.log()
+        );
+        let turns = call["turns"].as_array().expect("turns");
+        let agent: Vec<_> = turns
+            .iter()
+            .filter(|turn| turn["role"] == "agent")
+            .collect();
+        let greeting = agent
+            .first()
+            .unwrap_or_else(|| panic!("--echo {echo}: no agent turn: {call}"));
+        assert_eq!(greeting["interrupted"], true, "--echo {echo}: {call}");
+        assert!(agent.len() >= 2, "--echo {echo}: no reply: {call}");
+        for turn in &agent[1..] {
+            assert_eq!(turn["interrupted"], false, "--echo {echo}: {call}");
+        }
+    }
 }
