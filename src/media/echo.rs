@@ -64,6 +64,8 @@ const MIN_CORR_BLOCKS: u32 = 100;
 /// Frames after caller speech during which the delay and gain estimates stay as they are,
 /// because the caller's voice mixed into the echo would pull them off (double talk).
 const DOUBLE_TALK_HANGOVER_FRAMES: u32 = 25;
+/// Margin over the any-lag gain with which the gain at a newly found delay starts, in dB.
+const SEED_MARGIN_DB: f32 = 0.0;
 /// The predicted echo covers this many blocks either side of the estimated delay.
 const LAG_SPREAD: usize = 2;
 
@@ -109,6 +111,8 @@ struct EchoGain {
     samples: [f32; GAIN_WINDOW],
     count: usize,
     next: usize,
+    /// Started from another estimate, so it predicts before it has samples of its own.
+    seeded: bool,
 }
 
 impl EchoGain {
@@ -118,11 +122,21 @@ impl EchoGain {
             samples: [0.0; GAIN_WINDOW],
             count: 0,
             next: 0,
+            seeded: false,
+        }
+    }
+
+    /// Starts at `gain_db` and predicts with it until its own samples take over.
+    fn seeded(gain_db: f32) -> Self {
+        Self {
+            gain_db,
+            seeded: true,
+            ..Self::new()
         }
     }
 
     fn is_learned(&self) -> bool {
-        self.count >= MIN_GAIN_SAMPLES
+        self.seeded || self.count >= MIN_GAIN_SAMPLES
     }
 
     /// Echo energy predicted from `source`, the reference energy that may be echoing.
@@ -158,7 +172,7 @@ impl EchoGain {
 
     /// Median of the measured gains, once learned.
     fn median_db(&self) -> Option<f32> {
-        if !self.is_learned() {
+        if self.count < MIN_GAIN_SAMPLES {
             return None;
         }
         let mut samples = self.samples;
@@ -364,7 +378,15 @@ impl EchoGate {
             self.delay_blocks = Some(best.1);
             if moved {
                 // Gains measured against another lag do not predict the echo at this one.
-                self.at_delay = EchoGain::new();
+                // The any-lag gain is the loudest ratio to the loudest block sent, which is
+                // the ratio at the true delay whenever that block was the loudest. Starting
+                // from it, a little higher, tightens the prediction at once instead of after
+                // another 32 samples, during which the caller would stay hidden.
+                self.at_delay = if self.any_lag.is_learned() {
+                    EchoGain::seeded(self.any_lag.gain_db + SEED_MARGIN_DB)
+                } else {
+                    EchoGain::new()
+                };
             }
         }
     }
