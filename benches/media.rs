@@ -464,7 +464,11 @@ fn bench_engine(calls: usize, seconds: u64, caller_speech: &[i16]) {
         bind_addr: "127.0.0.1".into(),
         ..RtpConfig::default()
     };
-    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    // BENCH_WORKERS leaves a core to the generator on a small machine.
+    let workers = std::env::var("BENCH_WORKERS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let media = MediaConfig {
         workers,
         ..MediaConfig::default()
