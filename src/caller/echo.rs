@@ -10,7 +10,7 @@ pub const MAX_GAIN_DB: f32 = 0.0;
 /// Longest accepted echo delay, in milliseconds.
 pub const MAX_DELAY_MS: u32 = 500;
 
-/// Why an `--echo` value is invalid. Its message names what to give instead.
+/// Error for an invalid `--echo` value. Its message names what to give instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EchoSpecError {
     /// The value has no `:` between gain and delay.

@@ -36,7 +36,7 @@ pub struct MediaConfig {
     /// What a barge-in does to playout: `pause` (the AI loop then sends resume or clear) or
     /// `clear` (queued AI audio is dropped at once).
     pub barge_in_mode: String,
-    /// Voiced caller audio after which AI playout holds while the speech is still being
+    /// Voiced caller audio after which AI playout pauses while the speech is still being
     /// confirmed, in milliseconds. Playout resumes where it stopped if the speech is not
     /// confirmed. 0 turns the hold off, so playout stops only at the barge-in itself.
     pub barge_in_hold_ms: u32,

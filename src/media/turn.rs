@@ -12,9 +12,10 @@ use crate::media::playout::{BargeInMode, PlayoutQueue};
 use crate::media::speech::{SpeechChange, SpeechTracker, frames_for_ms};
 use crate::media::vad::VoiceDetector;
 
-/// Level over the noise floor that every frame of a hold needs, in dB. The first voiced
-/// frames of a caller at -22 dBFS on a -60 dBFS line are 30 dB and more over the floor, while
-/// the loudest frames of steady pink or brown noise at -30 dBFS stay within about 10 dB of it.
+/// Level over the noise floor that every frame of a hold needs, in dB. In the media tests,
+/// the first voiced frames of a caller at -22 dBFS on a -60 dBFS line are 30 dB and more over
+/// the floor. The loudest frames of steady pink or brown noise at -30 dBFS stay within about
+/// 10 dB of it.
 /// Frames must also clear the predicted echo, as for any near-end speech.
 const HOLD_ABOVE_FLOOR_DB: f32 = 15.0;
 
@@ -32,8 +33,8 @@ pub struct BargeInSettings {
     /// Voiced audio needed before a clear-mode barge-in drops the queue, in milliseconds. In
     /// pause mode playout pauses at the onset and the AI loop applies this minimum itself.
     pub min_interruption_ms: u32,
-    /// Voiced audio after which interruptible playout holds until the speech is confirmed or
-    /// dismissed, in milliseconds; 0 turns the hold off.
+    /// Voiced audio after which interruptible playout pauses until the speech is confirmed or
+    /// dismissed, in milliseconds. 0 turns the hold off.
     pub hold_ms: u32,
     /// webrtc-vad aggressiveness, 0 to 3.
     pub vad_mode: u8,

@@ -185,7 +185,7 @@ fn service(slot: &mut Slot, batch: &mut RecvBatch, now: Instant) {
     slot.core.tick(now);
     let mut send_errors = 0;
     // TODO: one sendto per packet and one recvmmsg per call and tick roughly double the
-    // session core's CPU per call; batching across calls needs a shared socket per worker.
+    // session core's CPU per call. Batching across calls needs a shared socket per worker.
     for transmit in slot.core.transmits() {
         let socket = match transmit.channel {
             Channel::Rtp => &slot.port.rtp,
